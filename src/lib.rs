@@ -1,0 +1,1 @@
+//! chaos-runner library (to be written).

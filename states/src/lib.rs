@@ -1,0 +1,1 @@
+//! The phase engine (to be written).

@@ -1,0 +1,1 @@
+//! The pod simulator (to be written).

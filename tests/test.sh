@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The test command: `bash tests/test.sh` from a fresh clone.
+# Checks formatting and lints, brings up the local Kubernetes control plane (or reuses a running
+# one), then runs the whole suite (unit, property and end-to-end) against it. A plane this script
+# started is stopped again at the end, also on failure or Ctrl-C; one it found running is left.
+# Exit code: the first failing step's, else the tests'.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO_ROOT
+readonly PLANE="$REPO_ROOT/tests/cluster/plane"
+cd "$REPO_ROOT"
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+now_ms() { date +%s%3N; }
+format_ms() { printf '%d.%01ds' $(($1 / 1000)) $((($1 % 1000) / 100)); }
+
+step_names=()
+step_times=()
+step_results=()
+run_started="$(now_ms)"
+plane_started_here=0
+
+print_timings() {
+  local index total=$(($(now_ms) - run_started))
+  printf '\n==> timings\n' >&2
+  for index in "${!step_names[@]}"; do
+    printf '  %-36s %10s  %s\n' "${step_names[index]}" "$(format_ms "${step_times[index]}")" "${step_results[index]}" >&2
+  done
+  printf '  %-36s %10s\n' "total" "$(format_ms "$total")" >&2
+}
+
+finish() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ "$plane_started_here" == 1 ]]; then
+    say "stopping the plane this run started"
+    local started
+    started="$(now_ms)"
+    if "$PLANE" down; then
+      step_names+=("plane down")
+      step_results+=(ok)
+    else
+      step_names+=("plane down")
+      step_results+=(FAILED)
+    fi
+    step_times+=($(($(now_ms) - started)))
+  fi
+  print_timings
+  if [[ "$status" == 0 ]]; then
+    say "all checks passed"
+  else
+    say "FAILED (exit code $status)"
+  fi
+  exit "$status"
+}
+# The running step, in its own process group so that a signal stops all of it (cargo does not
+# pass signals on to the test binaries and the processes they start).
+current_step_pid=""
+on_signal() {
+  local code="$1"
+  if [[ -n "$current_step_pid" ]]; then
+    echo "interrupted: stopping the running step (process group $current_step_pid)" >&2
+    kill -TERM -- "-$current_step_pid" 2>/dev/null || true
+    wait "$current_step_pid" 2>/dev/null || true
+  fi
+  exit "$code"
+}
+trap finish EXIT
+# Ctrl-C / a CI cancel: leave through `finish`, which stops a plane we started.
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+# Runs one named step, records its time and result; a failing step ends the run.
+step() {
+  local name="$1"
+  shift
+  say "$name: $*"
+  local started status=0
+  started="$(now_ms)"
+  # Background + wait: `wait` returns at once on a signal, so the trap runs without delay.
+  setsid "$@" </dev/null &
+  current_step_pid=$!
+  wait "$current_step_pid" || status=$?
+  current_step_pid=""
+  step_names+=("$name")
+  step_times+=($(($(now_ms) - started)))
+  if [[ "$status" == 0 ]]; then
+    step_results+=(ok)
+  else
+    step_results+=("FAILED ($status)")
+    exit "$status"
+  fi
+}
+
+say "chaos-runner test command (repo $REPO_ROOT${CI:+, CI=$CI})"
+step "cargo fmt --check" cargo fmt --all --check
+if "$PLANE" status >/dev/null 2>&1; then
+  say "a healthy plane is already running: reusing it (and leaving it running afterwards)"
+else
+  say "starting the local control plane (the first run builds it from the Go module proxy: ~5-6 min on 2 cores)"
+  plane_started_here=1
+fi
+step "plane up" "$PLANE" up
+
+plane_env="$("$PLANE" env)"
+eval "$plane_env"
+export KUBECONFIG CHAOS_PLANE_AUDIT_LOG CHAOS_PLANE_DIR CHAOS_PLANE_KUBECTL
+export CHAOS_PLANE_REPO="$REPO_ROOT"
+printf '%s\nexport CHAOS_PLANE_REPO=%s\n' "$plane_env" "$REPO_ROOT" >&2
+
+step "cargo clippy" cargo clippy --workspace --all-targets --features e2e -- -D warnings
+step "cargo test (unit, property, e2e)" cargo test --workspace --features e2e

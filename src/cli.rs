@@ -1,0 +1,461 @@
+//! The command line: run (no subcommand, how the operator starts the runner), `render`, and
+//! `transitions`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use thiserror::Error;
+
+use crate::config::RunnerConfig;
+use crate::crd::{ChaosEngine, ChaosExperiment};
+use crate::job::{BuildJobError, build_job, job_name};
+use crate::merge::{MergeError, RunnerEnv, StructureErrors, check_structure, merge};
+
+/// Exit code for bad input (unreadable or invalid files, invalid env, bad arguments).
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code while running an engine still needs the driver.
+pub const EXIT_NEEDS_DRIVER: u8 = 3;
+/// uid used by `render` when the engine file has no `metadata.uid`.
+pub const PLACEHOLDER_ENGINE_UID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// chaos-runner: runs the experiments of one LitmusChaos ChaosEngine, resumably.
+///
+/// With no subcommand it runs the engine named by the environment, as the chaos-operator
+/// starts it: CHAOSENGINE, CHAOS_NAMESPACE, EXPERIMENT_LIST (required), CHAOS_SVC_ACC,
+/// TARGETS, AUXILIARY_APPINFO, OTEL_EXPORTER_OTLP_ENDPOINT, TRACE_PARENT (optional);
+/// CLIENT_UUID is accepted and ignored.
+#[derive(Debug, Parser)]
+#[command(name = "chaos-runner", version, about, long_about)]
+pub struct Cli {
+    /// Kubeconfig file; in-cluster configuration when unset. The Go runner's single-dash
+    /// `-kubeconfig PATH` is accepted too.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Log format on stderr [default: plain on a terminal, json otherwise]. Level filter:
+    /// RUST_LOG (default info).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print, offline, the experiment Job(s) a run of this engine would create, as YAML.
+    ///
+    /// One document per experiment of the engine's spec.experiments, in that order, separated
+    /// by `---`. Each experiment must be defined in an --experiment file (files may hold
+    /// several documents; experiments the engine does not list are ignored). When the engine
+    /// has no metadata.uid, the placeholder 00000000-0000-0000-0000-000000000000 is used; the
+    /// namespace defaults to `default`; TARGETS is approximated from spec.appinfo as
+    /// `<appkind>:<appns>:[<applabel>]`.
+    Render(RenderArgs),
+    /// Print the phase engine's transition table.
+    Transitions(TransitionsArgs),
+}
+
+/// Arguments of `render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// ChaosEngine YAML file.
+    #[arg(long, value_name = "FILE")]
+    pub engine: PathBuf,
+    /// ChaosExperiment YAML file(s); repeat the flag or list several after it.
+    #[arg(long = "experiment", value_name = "FILE", required = true, num_args = 1..)]
+    pub experiments: Vec<PathBuf>,
+    /// Attempt number that goes into the Job names (the first attempt is 0).
+    #[arg(long, default_value_t = 0)]
+    pub attempt: u32,
+}
+
+/// Arguments of `transitions`.
+#[derive(Debug, Args)]
+pub struct TransitionsArgs {
+    #[arg(long, value_enum, default_value_t = TransitionFormat::Markdown)]
+    pub format: TransitionFormat,
+}
+
+/// Output format of `transitions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransitionFormat {
+    Markdown,
+    Mermaid,
+}
+
+/// Options of the run that come from the command line rather than the env.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Rewrites the Go runner's single-dash `-kubeconfig` into clap's `--kubeconfig`.
+pub fn normalize_go_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|arg| match arg.to_str() {
+            Some(text) if text == "-kubeconfig" || text.starts_with("-kubeconfig=") => {
+                OsString::from(format!("-{text}"))
+            }
+            _ => arg,
+        })
+        .collect()
+}
+
+/// The binary's entry point: parse, set up logging, dispatch.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(normalize_go_flags(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_BAD_INPUT));
+        }
+    };
+    init_tracing(cli.log_format);
+    match cli.command {
+        Some(Command::Render(args)) => match render(&args) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        },
+        Some(Command::Transitions(args)) => {
+            print!("{}", transitions(args.format));
+            ExitCode::SUCCESS
+        }
+        None => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the async runtime");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let env: BTreeMap<String, String> = std::env::vars().collect();
+            runtime.block_on(run_from_env(
+                env,
+                RunOptions {
+                    kubeconfig: cli.kubeconfig,
+                },
+            ))
+        }
+    }
+}
+
+/// Sets up the tracing subscriber on stderr (stdout carries `render`/`transitions` output).
+fn init_tracing(format: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Plain
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: a second initialisation (tests) is not an error worth dying for.
+    let _ = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the engine named by the env. Until the driver exists: validates the env and says so.
+pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) -> ExitCode {
+    let config = match RunnerConfig::from_env(&env) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid runner environment");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    if let Some(Err(error)) = &config.trace_parent {
+        tracing::warn!(%error, "ignoring TRACE_PARENT");
+    }
+    // TODO(lead): hand `config` and `options` to the driver here.
+    tracing::error!(
+        engine = %config.engine_name,
+        namespace = %config.namespace,
+        experiments = ?config.experiments,
+        kubeconfig = ?options.kubeconfig,
+        "environment is valid, but running an engine needs the driver, which is not built yet"
+    );
+    ExitCode::from(EXIT_NEEDS_DRIVER)
+}
+
+/// The transition table in the requested format.
+pub fn transitions(format: TransitionFormat) -> String {
+    // TODO(states): call chaos_runner_states::render_markdown() / render_mermaid() once the
+    // states crate provides them; this placeholder keeps the command wired meanwhile.
+    match format {
+        TransitionFormat::Markdown => {
+            "<!-- transition table not available yet: chaos_runner_states::render_markdown() -->\n"
+                .to_owned()
+        }
+        TransitionFormat::Mermaid => {
+            "%% transition table not available yet: chaos_runner_states::render_mermaid()\n"
+                .to_owned()
+        }
+    }
+}
+
+/// Why `render` could not produce the Jobs. Every variant names the file.
+#[derive(Debug, Error)]
+pub enum RenderError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", file.display())]
+    Parse {
+        file: PathBuf,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    #[error("{}: document {document}: kind is {found:?}, expected {expected}", file.display())]
+    WrongKind {
+        file: PathBuf,
+        document: usize,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("{}: expected exactly one ChaosEngine document, found {found}", file.display())]
+    EngineDocuments { file: PathBuf, found: usize },
+    #[error("{}: document {document}: metadata.name is empty", file.display())]
+    Unnamed { file: PathBuf, document: usize },
+    #[error("{}: ChaosEngine {engine}: spec.experiments[{index}].name is {problem}", file.display())]
+    EngineEntry {
+        file: PathBuf,
+        engine: String,
+        index: usize,
+        problem: &'static str,
+    },
+    #[error("ChaosExperiment {name} is defined twice: in {} and in {}", first.display(), second.display())]
+    DuplicateExperiment {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("{}: ChaosEngine {engine}: spec.experiments[{index}] names ChaosExperiment {name}, which no --experiment file defines", file.display())]
+    MissingExperiment {
+        file: PathBuf,
+        engine: String,
+        index: usize,
+        name: String,
+    },
+    #[error("{}: {source}", file.display())]
+    Merge {
+        file: PathBuf,
+        #[source]
+        source: MergeError,
+    },
+    #[error("{}: {source}", files)]
+    Structure {
+        files: String,
+        #[source]
+        source: StructureErrors,
+    },
+    #[error("{}: {source}", file.display())]
+    Build {
+        file: PathBuf,
+        #[source]
+        source: BuildJobError,
+    },
+    #[error("cannot write the Job as YAML: {0}")]
+    Serialize(#[from] serde_saphyr::SerializeError),
+}
+
+fn read_documents<T: serde::de::DeserializeOwned>(file: &Path) -> Result<Vec<T>, RenderError> {
+    let text = std::fs::read_to_string(file).map_err(|source| RenderError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    serde_saphyr::from_multiple(&text).map_err(|source| RenderError::Parse {
+        file: file.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+fn check_kind(
+    file: &Path,
+    document: usize,
+    kind: &str,
+    expected: &'static str,
+) -> Result<(), RenderError> {
+    if kind == expected {
+        Ok(())
+    } else {
+        Err(RenderError::WrongKind {
+            file: file.to_owned(),
+            document,
+            found: kind.to_owned(),
+            expected,
+        })
+    }
+}
+
+/// Renders the Jobs of `render` as multi-document YAML.
+pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
+    let mut engines: Vec<ChaosEngine> = read_documents(&args.engine)?;
+    if engines.len() != 1 {
+        return Err(RenderError::EngineDocuments {
+            file: args.engine.clone(),
+            found: engines.len(),
+        });
+    }
+    let mut engine = engines.remove(0);
+    check_kind(&args.engine, 1, &engine.kind, "ChaosEngine")?;
+    if engine.name().is_empty() {
+        return Err(RenderError::Unnamed {
+            file: args.engine.clone(),
+            document: 1,
+        });
+    }
+    if engine
+        .metadata
+        .uid
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        engine.metadata.uid = Some(PLACEHOLDER_ENGINE_UID.to_owned());
+    }
+
+    let mut experiments: BTreeMap<String, (ChaosExperiment, PathBuf)> = BTreeMap::new();
+    for file in &args.experiments {
+        let documents: Vec<ChaosExperiment> = read_documents(file)?;
+        for (position, experiment) in documents.into_iter().enumerate() {
+            check_kind(file, position + 1, &experiment.kind, "ChaosExperiment")?;
+            let name = experiment.name().to_owned();
+            if name.is_empty() {
+                return Err(RenderError::Unnamed {
+                    file: file.clone(),
+                    document: position + 1,
+                });
+            }
+            if let Some((_, first)) = experiments.get(&name) {
+                return Err(RenderError::DuplicateExperiment {
+                    name,
+                    first: first.clone(),
+                    second: file.clone(),
+                });
+            }
+            experiments.insert(name, (experiment, file.clone()));
+        }
+    }
+
+    let runner = RunnerEnv::offline(&engine);
+    let mut seen = BTreeSet::new();
+    let mut documents = Vec::new();
+    for (index, entry) in engine.spec.experiments.iter().enumerate() {
+        let entry_error = |problem| RenderError::EngineEntry {
+            file: args.engine.clone(),
+            engine: engine.name().to_owned(),
+            index,
+            problem,
+        };
+        if entry.name.is_empty() {
+            return Err(entry_error("empty"));
+        }
+        if !seen.insert(entry.name.as_str()) {
+            return Err(entry_error("listed twice"));
+        }
+        let (experiment, experiment_file) =
+            experiments
+                .get(&entry.name)
+                .ok_or_else(|| RenderError::MissingExperiment {
+                    file: args.engine.clone(),
+                    engine: engine.name().to_owned(),
+                    index,
+                    name: entry.name.clone(),
+                })?;
+        let run = merge(&engine, experiment, &runner).map_err(|source| RenderError::Merge {
+            file: args.engine.clone(),
+            source,
+        })?;
+        check_structure(&run).map_err(|source| RenderError::Structure {
+            files: format!("{} + {}", args.engine.display(), experiment_file.display()),
+            source,
+        })?;
+        let name = job_name(
+            &run.engine_uid,
+            &run.experiment_name,
+            run.instance_id(),
+            args.attempt,
+        );
+        let job = build_job(&run, &name, &engine).map_err(|source| RenderError::Build {
+            file: args.engine.clone(),
+            source,
+        })?;
+        documents.push(serde_saphyr::to_string(&job)?);
+    }
+    Ok(documents.join("---\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_style_kubeconfig_flag_is_accepted() {
+        let args = normalize_go_flags(["chaos-runner", "-kubeconfig", "/k"].map(OsString::from));
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert_eq!(cli.kubeconfig, Some(PathBuf::from("/k")));
+        let args = normalize_go_flags(["chaos-runner", "-kubeconfig=/j"].map(OsString::from));
+        assert_eq!(
+            Cli::try_parse_from(args).unwrap().kubeconfig,
+            Some(PathBuf::from("/j"))
+        );
+        assert!(
+            Cli::try_parse_from(["chaos-runner"])
+                .unwrap()
+                .command
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_without_env_reports_bad_input() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let code = runtime.block_on(run_from_env(BTreeMap::new(), RunOptions::default()));
+        assert_eq!(code, ExitCode::from(EXIT_BAD_INPUT));
+        let env = BTreeMap::from([
+            ("CHAOSENGINE".to_owned(), "demo".to_owned()),
+            ("CHAOS_NAMESPACE".to_owned(), "ns".to_owned()),
+            ("EXPERIMENT_LIST".to_owned(), "pod-delete".to_owned()),
+        ]);
+        let code = runtime.block_on(run_from_env(env, RunOptions::default()));
+        assert_eq!(code, ExitCode::from(EXIT_NEEDS_DRIVER));
+    }
+}

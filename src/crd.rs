@@ -1,0 +1,845 @@
+//! The LitmusChaos custom resources (`litmuschaos.io/v1alpha1`): ChaosEngine, ChaosExperiment,
+//! ChaosResult.
+//!
+//! Hand-written serde types rather than `#[derive(CustomResource)]`: every field is optional or
+//! defaulted (an explicit `null` reads as the default too), so objects written by other versions
+//! of Litmus still parse. Where the runner writes an object back (the engine's `status`), unknown
+//! keys are kept in `extra` so a patch built from a read object does not drop them. Contract
+//! strings are enums with an `Other(String)` variant that keeps values this version does not know.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{
+    EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecurityContext, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// API group of the Litmus custom resources.
+pub const GROUP: &str = "litmuschaos.io";
+/// API version of the Litmus custom resources.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` string of the Litmus custom resources.
+pub const API_VERSION: &str = "litmuschaos.io/v1alpha1";
+/// Engine annotation that enables `spec.components.sidecar` (any value but `"false"`).
+pub const SIDECAR_ANNOTATION: &str = "sidecar/enabled";
+
+/// Reads an explicit `null` as the type's default (serde's `default` only covers a missing key).
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads `null` and `""` as `None`: the Go types use `omitempty`, so both mean "unset".
+fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<String>,
+{
+    let text = Option::<String>::deserialize(deserializer)?;
+    Ok(text.filter(|value| !value.is_empty()).map(T::from))
+}
+
+/// Declares an enum of contract strings that keeps unknown values in `Other`.
+macro_rules! contract_strings {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident => $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )+
+            /// A value this version does not know, kept verbatim.
+            Other(String),
+        }
+
+        impl $name {
+            /// The exact contract string.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $text, )+
+                    Self::Other(text) => text,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                match text {
+                    $( $text => Self::$variant, )+
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> Self {
+                match Self::from(text.as_str()) {
+                    Self::Other(_) => Self::Other(text),
+                    known => known,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok(Self::from(String::deserialize(deserializer)?))
+            }
+        }
+    };
+}
+
+contract_strings! {
+    /// `spec.engineState` of a ChaosEngine.
+    pub enum EngineState {
+        Active => "active",
+        Stop => "stop",
+    }
+}
+
+contract_strings! {
+    /// `spec.jobCleanUpPolicy` of a ChaosEngine. Unset means retain; only the exact `delete`
+    /// deletes (see [`JobCleanUpPolicy::deletes`]).
+    pub enum JobCleanUpPolicy {
+        Delete => "delete",
+        Retain => "retain",
+    }
+}
+
+impl JobCleanUpPolicy {
+    /// Whether Jobs are deleted after the experiment: only for the exact string `delete`.
+    pub fn deletes(&self) -> bool {
+        matches!(self, Self::Delete)
+    }
+}
+
+contract_strings! {
+    /// `status.engineStatus` of a ChaosEngine (written by the operator only).
+    pub enum EngineStatus {
+        Initialized => "initialized",
+        Completed => "completed",
+        Stopped => "stopped",
+    }
+}
+
+contract_strings! {
+    /// `status.experiments[].status` of a ChaosEngine.
+    pub enum ExperimentStatusValue {
+        WaitingForJobCreation => "Waiting for Job Creation",
+        Running => "Running",
+        Completed => "Completed",
+        NotFound => "ChaosExperiment Not Found",
+        Skipped => "Skipped",
+        /// Written by the operator on abort, never by the runner.
+        ForcefullyAborted => "Forcefully Aborted",
+    }
+}
+
+contract_strings! {
+    /// A verdict, as in `status.experiments[].verdict` of a ChaosEngine and
+    /// `status.experimentStatus.verdict` of a ChaosResult.
+    pub enum Verdict {
+        NotApplicable => "N/A",
+        Awaited => "Awaited",
+        Pass => "Pass",
+        Fail => "Fail",
+        Stopped => "Stopped",
+        Error => "Error",
+    }
+}
+
+contract_strings! {
+    /// `status.experimentStatus.phase` of a ChaosResult.
+    pub enum ResultPhase {
+        Running => "Running",
+        Completed => "Completed",
+        CompletedWithError => "Completed_With_Error",
+        CompletedWithProbeFailure => "Completed_With_Probe_Failure",
+        Stopped => "Stopped",
+        Error => "Error",
+    }
+}
+
+/// Implements the k8s-openapi traits, which give kube's `Resource` through its blanket impl.
+macro_rules! litmus_resource {
+    ($name:ident, $kind:literal, $plural:literal) => {
+        impl k8s_openapi::Resource for $name {
+            const API_VERSION: &'static str = API_VERSION;
+            const GROUP: &'static str = GROUP;
+            const KIND: &'static str = $kind;
+            const VERSION: &'static str = VERSION;
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = k8s_openapi::NamespaceResourceScope;
+        }
+
+        impl k8s_openapi::Metadata for $name {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+
+        impl $name {
+            /// The object's `metadata.name`, empty when unset.
+            pub fn name(&self) -> &str {
+                self.metadata.name.as_deref().unwrap_or_default()
+            }
+        }
+    };
+}
+
+fn engine_api_version() -> String {
+    API_VERSION.to_owned()
+}
+fn engine_kind() -> String {
+    "ChaosEngine".to_owned()
+}
+fn experiment_kind() -> String {
+    "ChaosExperiment".to_owned()
+}
+fn result_kind() -> String {
+    "ChaosResult".to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// ChaosEngine
+
+/// A ChaosEngine: which experiments to run against which application, with overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChaosEngine {
+    #[serde(default = "engine_api_version")]
+    pub api_version: String,
+    #[serde(default = "engine_kind")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub spec: ChaosEngineSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ChaosEngineStatus>,
+}
+litmus_resource!(ChaosEngine, "ChaosEngine", "chaosengines");
+
+/// `spec` of a ChaosEngine (the fields the runner reads; others are ignored).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChaosEngineSpec {
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub engine_state: Option<EngineState>,
+    /// Unset (or empty) means retain.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub job_clean_up_policy: Option<JobCleanUpPolicy>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub chaos_service_account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_health_check: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appinfo: Option<AppInfo>,
+    /// Opaque to the runner (the operator turns it into `TARGETS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selectors: Option<serde_json::Value>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub auxiliary_app_info: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub components: EngineComponents,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub experiments: Vec<EngineExperiment>,
+}
+
+/// `spec.appinfo` of a ChaosEngine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppInfo {
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub appns: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub applabel: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub appkind: String,
+}
+
+/// `spec.components` of a ChaosEngine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineComponents {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub runner: RunnerComponent,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sidecar: Vec<Sidecar>,
+}
+
+/// `spec.components.runner` of a ChaosEngine (used by the operator for the runner pod).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerComponent {
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub image: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub image_pull_policy: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub args: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub command: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub runner_labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub runner_annotations: BTreeMap<String, String>,
+}
+
+/// One entry of `spec.components.sidecar` of a ChaosEngine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sidecar {
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub image: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub image_pull_policy: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub secrets: Vec<VolumeSource>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env_from: Vec<EnvFromSource>,
+}
+
+/// A ConfigMap or Secret to mount: `{name, mountPath}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSource {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub mount_path: String,
+}
+
+/// One entry of `spec.experiments` of a ChaosEngine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineExperiment {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub spec: EngineExperimentSpec,
+}
+
+/// `spec.experiments[].spec` of a ChaosEngine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineExperimentSpec {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub components: ExperimentOverrides,
+    /// Probes are run by the experiment pod; opaque to the runner.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub probe: Vec<serde_json::Value>,
+}
+
+/// `spec.experiments[].spec.components` of a ChaosEngine: the engine's overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentOverrides {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub config_maps: Vec<VolumeSource>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub secrets: Vec<VolumeSource>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub experiment_image: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub experiment_annotations: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub experiment_image_pull_secrets: Vec<LocalObjectReference>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status_check_timeouts: StatusCheckTimeoutsSpec,
+}
+
+/// `statusCheckTimeouts` as written in the engine, in seconds; 0 or unset means the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCheckTimeoutsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+}
+
+/// `status` of a ChaosEngine. Unknown keys are kept so that a read-modify-write keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChaosEngineStatus {
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub engine_status: Option<EngineStatus>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub experiments: Vec<ExperimentStatus>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// One entry of `status.experiments` of a ChaosEngine, written by the runner.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentStatus {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub runner: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub experiment_pod: String,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub status: Option<ExperimentStatusValue>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub verdict: Option<Verdict>,
+    #[serde(default)]
+    pub last_update_time: Option<Time>,
+}
+
+impl ChaosEngine {
+    /// An engine with the given name and spec (apiVersion and kind set).
+    pub fn new(name: &str, spec: ChaosEngineSpec) -> Self {
+        Self {
+            api_version: engine_api_version(),
+            kind: engine_kind(),
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    /// Whether the `sidecar/enabled` annotation enables `spec.components.sidecar`: present
+    /// with any value but `"false"`.
+    pub fn sidecars_enabled(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(SIDECAR_ANNOTATION))
+            .is_some_and(|value| value != "false")
+    }
+
+    /// The first `spec.experiments` entry with this name, and its index.
+    pub fn experiment_entry(&self, experiment: &str) -> Option<(usize, &EngineExperiment)> {
+        self.spec
+            .experiments
+            .iter()
+            .enumerate()
+            .find(|(_, entry)| entry.name == experiment)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ChaosExperiment
+
+/// A ChaosExperiment: the image and defaults of one kind of chaos.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChaosExperiment {
+    #[serde(default = "engine_api_version")]
+    pub api_version: String,
+    #[serde(default = "experiment_kind")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub spec: ChaosExperimentSpec,
+}
+litmus_resource!(ChaosExperiment, "ChaosExperiment", "chaosexperiments");
+
+impl ChaosExperiment {
+    /// An experiment with the given name and definition (apiVersion and kind set).
+    pub fn new(name: &str, definition: ExperimentDefinition) -> Self {
+        Self {
+            api_version: engine_api_version(),
+            kind: experiment_kind(),
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: ChaosExperimentSpec { definition },
+        }
+    }
+}
+
+/// `spec` of a ChaosExperiment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChaosExperimentSpec {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub definition: ExperimentDefinition,
+}
+
+/// `spec.definition` of a ChaosExperiment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentDefinition {
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub image: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub image_pull_policy: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub args: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub command: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub configmaps: Vec<VolumeSource>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub secrets: Vec<VolumeSource>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub host_file_volumes: Vec<HostFileVolumeSource>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub security_context: ExperimentSecurityContext,
+    #[serde(rename = "hostPID", default, deserialize_with = "null_as_default")]
+    pub host_pid: bool,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub scope: String,
+    /// RBAC rules the experiment needs; informative for the runner.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub permissions: Vec<serde_json::Value>,
+}
+
+/// `spec.definition.hostFileVolumes[]` of a ChaosExperiment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostFileVolumeSource {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub mount_path: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub node_path: String,
+    /// hostPath type; empty means `File`.
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub type_: String,
+}
+
+/// `spec.definition.securityContext` of a ChaosExperiment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentSecurityContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// ChaosResult
+
+/// A ChaosResult, written by the experiment pod; the runner only reads its verdict.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChaosResult {
+    #[serde(default = "engine_api_version")]
+    pub api_version: String,
+    #[serde(default = "result_kind")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub spec: ChaosResultSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ChaosResultStatus>,
+}
+litmus_resource!(ChaosResult, "ChaosResult", "chaosresults");
+
+impl ChaosResult {
+    /// The verdict recorded by the experiment pod, if any.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.status
+            .as_ref()
+            .and_then(|status| status.experiment_status.verdict.as_ref())
+    }
+
+    /// The phase recorded by the experiment pod, if any.
+    pub fn phase(&self) -> Option<&ResultPhase> {
+        self.status
+            .as_ref()
+            .and_then(|status| status.experiment_status.phase.as_ref())
+    }
+}
+
+/// `spec` of a ChaosResult.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChaosResultSpec {
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub engine: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub experiment: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub instance: String,
+}
+
+/// `status` of a ChaosResult.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChaosResultStatus {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub experiment_status: ResultExperimentStatus,
+    /// Run history kept by the experiment pod; opaque to the runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<serde_json::Value>,
+}
+
+/// `status.experimentStatus` of a ChaosResult.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultExperimentStatus {
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub phase: Option<ResultPhase>,
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub verdict: Option<Verdict>,
+    /// A string such as `"100"` in current Litmus, a number in some older ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_success_percentage: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_output: Option<ErrorOutput>,
+}
+
+/// `status.experimentStatus.errorOutput` of a ChaosResult.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorOutput {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub error_code: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_strings_round_trip_and_keep_unknown_values() {
+        for text in [
+            "Waiting for Job Creation",
+            "Running",
+            "Completed",
+            "ChaosExperiment Not Found",
+            "Skipped",
+            "Forcefully Aborted",
+        ] {
+            let value = ExperimentStatusValue::from(text);
+            assert!(!matches!(value, ExperimentStatusValue::Other(_)), "{text}");
+            assert_eq!(value.as_str(), text);
+        }
+        assert_eq!(Verdict::from("N/A"), Verdict::NotApplicable);
+        assert_eq!(
+            ResultPhase::from("Completed_With_Probe_Failure"),
+            ResultPhase::CompletedWithProbeFailure
+        );
+        let unknown: Verdict = serde_json::from_str("\"Maybe\"").unwrap();
+        assert_eq!(unknown, Verdict::Other("Maybe".into()));
+        assert_eq!(serde_json::to_string(&unknown).unwrap(), "\"Maybe\"");
+    }
+
+    #[test]
+    fn only_exact_delete_deletes() {
+        assert!(JobCleanUpPolicy::from("delete").deletes());
+        for text in ["Delete", "retain", "DELETE", "delete "] {
+            assert!(!JobCleanUpPolicy::from(text).deletes(), "{text}");
+        }
+    }
+
+    #[test]
+    fn engine_reads_with_nulls_missing_fields_and_unknown_keys() {
+        let engine: ChaosEngine = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo"},
+            "spec": {
+                "jobCleanUpPolicy": "",
+                "futureField": {"x": 1},
+                "components": null,
+                "experiments": [{"name": "pod-delete", "spec": {"components": {
+                    "tolerations": null, "experimentImagePullSecrets": [], "env": null
+                }}}]
+            },
+            "status": {"engineStatus": "initialized", "checkpoint": {"v": 1},
+                       "experiments": [{"name": "pod-delete", "status": "Paused", "verdict": "Awaited"}]}
+        }))
+        .unwrap();
+        assert_eq!(engine.name(), "demo");
+        assert_eq!(engine.spec.job_clean_up_policy, None);
+        assert!(
+            engine.spec.experiments[0]
+                .spec
+                .components
+                .tolerations
+                .is_empty()
+        );
+        let status = engine.status.as_ref().unwrap();
+        assert_eq!(status.engine_status, Some(EngineStatus::Initialized));
+        assert_eq!(
+            status.experiments[0].status,
+            Some(ExperimentStatusValue::Other("Paused".into()))
+        );
+        assert_eq!(status.extra["checkpoint"], serde_json::json!({"v": 1}));
+        // The unknown status key survives a write back.
+        let written = serde_json::to_value(&engine).unwrap();
+        assert_eq!(written["status"]["checkpoint"], serde_json::json!({"v": 1}));
+        assert_eq!(written["apiVersion"], "litmuschaos.io/v1alpha1");
+        assert_eq!(written["kind"], "ChaosEngine");
+    }
+
+    #[test]
+    fn sidecars_need_the_annotation_with_a_value_other_than_false() {
+        let mut engine = ChaosEngine::new("demo", ChaosEngineSpec::default());
+        assert!(!engine.sidecars_enabled());
+        for (value, enabled) in [("true", true), ("false", false), ("", true), ("no", true)] {
+            engine.metadata.annotations = Some(BTreeMap::from([(
+                SIDECAR_ANNOTATION.to_owned(),
+                value.to_owned(),
+            )]));
+            assert_eq!(engine.sidecars_enabled(), enabled, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn kube_resource_metadata_is_litmus() {
+        use kube::Resource;
+        assert_eq!(ChaosEngine::plural(&()), "chaosengines");
+        assert_eq!(ChaosExperiment::kind(&()), "ChaosExperiment");
+        assert_eq!(ChaosResult::api_version(&()), "litmuschaos.io/v1alpha1");
+    }
+
+    #[test]
+    fn result_verdict_and_phase_are_read() {
+        let result: ChaosResult = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo-pod-delete"},
+            "spec": {"engine": "demo", "experiment": "pod-delete"},
+            "status": {"experimentStatus": {"phase": "Completed", "verdict": "Pass",
+                       "probeSuccessPercentage": "100"}, "history": {}}
+        }))
+        .unwrap();
+        assert_eq!(result.verdict(), Some(&Verdict::Pass));
+        assert_eq!(result.phase(), Some(&ResultPhase::Completed));
+    }
+}

@@ -45,6 +45,28 @@ where
     Ok(text.filter(|value| !value.is_empty()).map(T::from))
 }
 
+/// Reads a bool written either as a YAML/JSON bool or as the text `true`/`false`
+/// (empty text and `null` mean unset).
+fn bool_or_text<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrText {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<BoolOrText>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(BoolOrText::Bool(value)) => Ok(Some(value)),
+        Some(BoolOrText::Text(text)) if text.is_empty() => Ok(None),
+        Some(BoolOrText::Text(text)) => text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("expected true or false, found {text:?}"))
+        }),
+    }
+}
+
 /// Declares an enum of contract strings that keeps unknown values in `Other`.
 macro_rules! contract_strings {
     (
@@ -269,7 +291,12 @@ pub struct ChaosEngineSpec {
     pub chaos_service_account: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A bool in Litmus 3.x; older engines wrote the strings `"true"`/`"false"`, read too.
+    #[serde(
+        default,
+        deserialize_with = "bool_or_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_health_check: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appinfo: Option<AppInfo>,
@@ -807,6 +834,25 @@ mod tests {
         assert_eq!(written["status"]["checkpoint"], serde_json::json!({"v": 1}));
         assert_eq!(written["apiVersion"], "litmuschaos.io/v1alpha1");
         assert_eq!(written["kind"], "ChaosEngine");
+    }
+
+    #[test]
+    fn default_health_check_reads_bools_and_texts() {
+        for (value, expected) in [
+            (serde_json::json!(true), Some(true)),
+            (serde_json::json!("false"), Some(false)),
+            (serde_json::json!(""), None),
+            (serde_json::Value::Null, None),
+        ] {
+            let spec: ChaosEngineSpec =
+                serde_json::from_value(serde_json::json!({ "defaultHealthCheck": value })).unwrap();
+            assert_eq!(spec.default_health_check, expected, "{value}");
+        }
+        let error = serde_json::from_value::<ChaosEngineSpec>(
+            serde_json::json!({"defaultHealthCheck": "maybe"}),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("maybe"), "{error}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use thiserror::Error;
 
 use crate::crd::{API_VERSION, ChaosEngine};
-use crate::merge::{ExperimentRun, MountedVolume, field_ref_var};
+use crate::merge::{ExperimentRun, MountedVolume, field_ref_var, merge_env};
 
 /// Longest Job name we produce. 63 is the limit of the `job-name` label and of container
 /// names; 48 leaves room for the sidecar container name `<job>-sidecar-<6>` (15 more
@@ -210,14 +210,17 @@ pub fn build_job(
     }];
 
     for (index, sidecar) in run.sidecars.iter().enumerate() {
-        let mut env = sidecar.env.clone();
-        env.push(field_ref_var("POD_NAME", "metadata.name"));
-        env.push(field_ref_var("POD_NAMESPACE", "metadata.namespace"));
-        env.push(EnvVar {
-            name: "MAIN_CONTAINER".to_owned(),
-            value: Some(job_name.to_owned()),
-            value_from: None,
-        });
+        let injected = [
+            field_ref_var("POD_NAME", "metadata.name"),
+            field_ref_var("POD_NAMESPACE", "metadata.namespace"),
+            EnvVar {
+                name: "MAIN_CONTAINER".to_owned(),
+                value: Some(job_name.to_owned()),
+                value_from: None,
+            },
+        ];
+        // Deduplicated like the main container's env: the injected values win.
+        let env = merge_env([sidecar.env.as_slice(), injected.as_slice()]);
         let mut mounts = Vec::new();
         for secret in &sidecar.secrets {
             // A Secret the experiment already mounts shares its volume.
@@ -333,6 +336,62 @@ mod tests {
         for other in others {
             assert_ne!(other, name);
         }
+    }
+
+    #[test]
+    fn job_carries_owner_label_and_single_attempt_and_sidecar_env_is_unique() {
+        use crate::crd::{ChaosEngineSpec, ChaosExperiment, ExperimentDefinition, Sidecar};
+        use crate::merge::{RunnerEnv, merge};
+        let mut engine = ChaosEngine::new("demo", ChaosEngineSpec::default());
+        engine.metadata.uid = Some("uid-9".into());
+        engine.metadata.annotations = Some(BTreeMap::from([(
+            crate::crd::SIDECAR_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]));
+        engine.spec.components.sidecar = vec![Sidecar {
+            image: "side:1".into(),
+            env: vec![EnvVar {
+                name: "POD_NAME".into(),
+                value: Some("user".into()),
+                value_from: None,
+            }],
+            ..Sidecar::default()
+        }];
+        let experiment = ChaosExperiment::new("x", ExperimentDefinition::default());
+        let run = merge(&engine, &experiment, &RunnerEnv::offline(&engine)).unwrap();
+        let job = build_job(&run, "x-abcdef", &engine).unwrap();
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("ChaosEngine", "uid-9")
+        );
+        assert_eq!(
+            (owner.controller, owner.block_owner_deletion),
+            (Some(true), Some(true))
+        );
+        assert_eq!(job.metadata.labels.as_ref().unwrap()["chaosUID"], "uid-9");
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.containers[0].name, "x-abcdef");
+        let sidecar_env = pod.containers[1].env.as_ref().unwrap();
+        let pod_names: Vec<_> = sidecar_env
+            .iter()
+            .filter(|v| v.name == "POD_NAME")
+            .collect();
+        assert_eq!(pod_names.len(), 1);
+        assert!(pod_names[0].value_from.is_some());
+
+        let mut ownerless = engine.clone();
+        ownerless.metadata.uid = None;
+        assert_eq!(
+            build_job(&run, "x-abcdef", &ownerless).unwrap_err(),
+            BuildJobError::OwnerField {
+                engine: "demo".into(),
+                field: "uid"
+            }
+        );
     }
 
     #[test]

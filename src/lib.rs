@@ -9,3 +9,5 @@ pub mod config;
 pub mod crd;
 pub mod job;
 pub mod merge;
+pub mod plan;
+pub mod schedule;

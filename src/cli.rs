@@ -229,12 +229,9 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {source}", file.display())]
-    Parse {
-        file: PathBuf,
-        #[source]
-        source: Box<serde_saphyr::Error>,
-    },
+    /// `message` is the YAML parser's report (line, column, snippet) pointing at the file.
+    #[error("{}: {message}", file.display())]
+    Parse { file: PathBuf, message: String },
     #[error("{}: document {document}: kind is {found:?}, expected {expected}", file.display())]
     WrongKind {
         file: PathBuf,
@@ -293,9 +290,13 @@ fn read_documents<T: serde::de::DeserializeOwned>(file: &Path) -> Result<Vec<T>,
         file: file.to_owned(),
         source,
     })?;
-    serde_saphyr::from_multiple(&text).map_err(|source| RenderError::Parse {
-        file: file.to_owned(),
-        source: Box::new(source),
+    serde_saphyr::from_multiple(&text).map_err(|source| {
+        let report = source.to_string();
+        let report = report.strip_prefix("error: ").unwrap_or(&report);
+        RenderError::Parse {
+            file: file.to_owned(),
+            message: report.replace("<input>", &file.display().to_string()),
+        }
     })
 }
 

@@ -394,6 +394,19 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_experiment_name_gives_a_valid_bounded_job_and_sidecar_name(
+            experiment in "\\PC{0,80}", uid in "[a-f0-9-]{0,36}", attempt in 0u32..5
+        ) {
+            let name = job_name(&uid, &experiment, None, attempt);
+            proptest::prop_assert!(is_dns_label(&name), "{}", name);
+            proptest::prop_assert!(name.len() <= MAX_JOB_NAME_LEN);
+            proptest::prop_assert!(is_dns_label(&sidecar_name(&name, 3)));
+            proptest::prop_assert_eq!(name.clone(), job_name(&uid, &experiment, None, attempt));
+        }
+    }
+
     #[test]
     fn long_and_odd_experiment_names_are_cut_to_a_valid_name() {
         let long = "a".repeat(100);

@@ -811,6 +811,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn merged_env_has_unique_names_last_value_wins_at_last_position(
+            sources in proptest::collection::vec(
+                proptest::collection::vec(("[A-D]", "[a-z]{0,3}"), 0..6), 0..5)
+        ) {
+            let sources: Vec<Vec<EnvVar>> = sources
+                .into_iter()
+                .map(|source| source.into_iter().map(|(name, value)| var(&name, &value)).collect())
+                .collect();
+            let merged = merge_env(sources.iter().map(Vec::as_slice));
+            let all: Vec<&EnvVar> = sources.iter().flatten().collect();
+            // Expected: for each name, its last occurrence; ordered by those positions.
+            let mut last: Vec<(usize, &EnvVar)> = all
+                .iter()
+                .enumerate()
+                .filter(|(index, var)| all[index + 1..].iter().all(|later| later.name != var.name))
+                .map(|(index, var)| (index, *var))
+                .collect();
+            last.sort_by_key(|(index, _)| *index);
+            let expected: Vec<EnvVar> = last.into_iter().map(|(_, var)| var.clone()).collect();
+            proptest::prop_assert_eq!(merged, expected);
+        }
+    }
+
     #[test]
     fn status_check_timeouts_are_forced_over_user_env() {
         let engine = engine_with(ExperimentOverrides {

@@ -204,19 +204,11 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
     ExitCode::from(EXIT_NEEDS_DRIVER)
 }
 
-/// The transition table in the requested format.
+/// The transition table in the requested format, from the same data the engine runs on.
 pub fn transitions(format: TransitionFormat) -> String {
-    // TODO(states): call chaos_runner_states::render_markdown() / render_mermaid() once the
-    // states crate provides them; this placeholder keeps the command wired meanwhile.
     match format {
-        TransitionFormat::Markdown => {
-            "<!-- transition table not available yet: chaos_runner_states::render_markdown() -->\n"
-                .to_owned()
-        }
-        TransitionFormat::Mermaid => {
-            "%% transition table not available yet: chaos_runner_states::render_mermaid()\n"
-                .to_owned()
-        }
+        TransitionFormat::Markdown => chaos_runner_states::render_markdown(),
+        TransitionFormat::Mermaid => chaos_runner_states::render_mermaid(),
     }
 }
 

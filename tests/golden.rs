@@ -40,7 +40,10 @@ fn every_case_renders_its_golden_jobs() {
     let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|value| value == "1");
     let mut failures = Vec::new();
     for (name, engine, experiments) in cases() {
-        assert!(!experiments.is_empty(), "case {name} has no experiment*.yaml");
+        assert!(
+            !experiments.is_empty(),
+            "case {name} has no experiment*.yaml"
+        );
         let rendered = render(&RenderArgs {
             engine: engine.clone(),
             experiments,
@@ -76,6 +79,9 @@ fn the_required_cases_exist() {
         "status-check-timeouts",
         "minimal",
     ] {
-        assert!(names.iter().any(|name| name == required), "missing case {required}: {names:?}");
+        assert!(
+            names.iter().any(|name| name == required),
+            "missing case {required}: {names:?}"
+        );
     }
 }

@@ -66,7 +66,7 @@ pub fn running(script: &PodScript, started_at: &str) -> Value {
         "podIPs": [{"ip": pod_ip(&script.uid)}],
         "startTime": started_at,
         "qosClass": "BestEffort",
-        "conditions": conditions(started_at, true, true, None),
+        "conditions": conditions(started_at, started_at, true, None),
         "containerStatuses": statuses,
     }})
 }
@@ -121,7 +121,7 @@ pub fn terminated(
         "podIPs": [{"ip": pod_ip(&script.uid)}],
         "startTime": started_at,
         "qosClass": "BestEffort",
-        "conditions": conditions(finished_at, true, false, Some("PodCompleted")),
+        "conditions": conditions(started_at, finished_at, false, Some("PodCompleted")),
         "containerStatuses": statuses,
     }})
 }
@@ -192,13 +192,20 @@ pub fn image_pull_failing(script: &PodScript, reason: &str, since: &str) -> Valu
     }})
 }
 
-fn conditions(at: &str, sandbox_ready: bool, ready: bool, not_ready_reason: Option<&str>) -> Value {
+/// Pod conditions: scheduled and initialised since `started_at`; readiness last changed at
+/// `ready_since`.
+fn conditions(
+    started_at: &str,
+    ready_since: &str,
+    ready: bool,
+    not_ready_reason: Option<&str>,
+) -> Value {
     json!([
-        condition("PodReadyToStartContainers", sandbox_ready, at, None),
-        condition("Initialized", true, at, None),
-        condition("Ready", ready, at, not_ready_reason),
-        condition("ContainersReady", ready, at, not_ready_reason),
-        condition("PodScheduled", true, at, None),
+        condition("PodReadyToStartContainers", true, started_at, None),
+        condition("Initialized", true, started_at, None),
+        condition("Ready", ready, ready_since, not_ready_reason),
+        condition("ContainersReady", ready, ready_since, not_ready_reason),
+        condition("PodScheduled", true, started_at, None),
     ])
 }
 

@@ -812,3 +812,87 @@ async fn runner_process_starts_the_binary_as_the_service_account() -> anyhow::Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_restarted_simulator_resumes_running_pods_and_leaves_finished_ones_alone()
+-> anyhow::Result<()> {
+    let ns = TestNamespace::create("selftest-resume").await?;
+    let first = ns.start_simulator()?;
+    assert!(
+        ns.start_simulator().is_err(),
+        "a second simulator on the same namespace is refused"
+    );
+    create_job(&ns, &experiment_job("exp-done", &[("PODSIM_SECONDS", "0")])).await?;
+    job_pod(&ns, "exp-done", "first pod Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await?;
+    create_job(&ns, &experiment_job("exp-long", &[("PODSIM_SECONDS", "3")])).await?;
+    let running = job_pod(&ns, "exp-long", "pod Running", |p| phase(p) == "Running").await?;
+    let pod_name = running.metadata.name.unwrap_or_default();
+    first
+        .wait_for_event(WAIT, |e| {
+            e.pod == pod_name && matches!(e.kind, SimEventKind::ResultWritten { .. })
+        })
+        .await
+        .context("Awaited result written by the first simulator")?;
+    first.stop().await;
+
+    let second = ns.start_simulator()?;
+    let done = job_pod(&ns, "exp-long", "pod Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await?;
+    let kinds: Vec<SimEventKind> = second
+        .events_for(&pod_name)
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.first(), Some(&SimEventKind::Resumed), "{kinds:?}");
+    assert!(
+        !kinds.contains(&SimEventKind::Running),
+        "no second Running write: {kinds:?}"
+    );
+    let counters = second.counters();
+    assert_eq!(
+        counters.pods_played,
+        1,
+        "the finished pod is left alone: {:?}",
+        second.events()
+    );
+    assert_eq!(counters.results_written, 1, "only the verdict");
+    // The chaos still lasted its duration, counted from the pod's start.
+    let exits = terminated(&done);
+    assert_eq!(exits[0].1, 0);
+    let result = chaos_result(&ns, &format!("{ENGINE}-exp-long"))
+        .await?
+        .context("result")?;
+    assert_eq!(experiment_status(&result)["verdict"], "Pass");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_behaviour_is_rejected_and_the_pod_left_pending() -> anyhow::Result<()> {
+    let ns = TestNamespace::create("selftest-reject").await?;
+    let sim = ns.start_simulator()?;
+    create_job(
+        &ns,
+        &experiment_job("exp-odd", &[("PODSIM_BEHAVIOUR", "explode")]),
+    )
+    .await?;
+    let rejected = sim
+        .wait_for_event(WAIT, |e| matches!(e.kind, SimEventKind::Rejected { .. }))
+        .await
+        .context("Rejected event")?;
+    let SimEventKind::Rejected { reason } = &rejected.kind else {
+        unreachable!("matched above")
+    };
+    assert!(
+        reason.contains("explode") && reason.contains("PODSIM_BEHAVIOUR"),
+        "{reason}"
+    );
+    let pod: Pod = ns.api().get(&rejected.pod).await?;
+    assert_eq!(phase(&pod), "Pending");
+    assert_eq!(sim.counters().failures, 1);
+    Ok(())
+}

@@ -17,8 +17,6 @@ use crate::merge::{MergeError, RunnerEnv, StructureErrors, check_structure, merg
 
 /// Exit code for bad input (unreadable or invalid files, invalid env, bad arguments).
 pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code while running an engine still needs the driver.
-pub const EXIT_NEEDS_DRIVER: u8 = 3;
 /// uid used by `render` when the engine file has no `metadata.uid`.
 pub const PLACEHOLDER_ENGINE_UID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -66,6 +64,25 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the phase engine's transition table.
     Transitions(TransitionsArgs),
+    /// Print, offline, the run plan of an engine: stages, start order (with the seed),
+    /// iterations and waits, from its `chaos-runner.io/` annotations.
+    Plan(PlanArgs),
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// ChaosEngine YAML file.
+    #[arg(long, value_name = "FILE")]
+    pub engine: PathBuf,
+    /// Experiment names in EXPERIMENT_LIST order, comma-separated [default: the names of the
+    /// engine's spec.experiments].
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub experiments: Option<Vec<String>>,
+    /// Shuffle seed when the engine shuffles without a `chaos-runner.io/seed` annotation
+    /// [default: from the clock; the output shows the seed used].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Arguments of `render`.
@@ -140,8 +157,20 @@ pub fn main() -> ExitCode {
             print!("{}", transitions(args.format));
             ExitCode::SUCCESS
         }
+        Some(Command::Plan(args)) => match plan(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        },
         None => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
+            // One thread: the runner waits on the API server, never on the CPU, and a
+            // current-thread runtime keeps the footprint small.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
@@ -181,27 +210,83 @@ fn init_tracing(format: Option<LogFormat>) {
     };
 }
 
-/// Runs the engine named by the env. Until the driver exists: validates the env and says so.
+/// Exit code for an infrastructure failure a restart can cure (the kubelet restarts the
+/// container, `restartPolicy: OnFailure`, and the run resumes from its checkpoint).
+pub const EXIT_RETRY: u8 = 1;
+
+/// Env var that overrides the Monitor deadline (seconds).
+pub const ENV_MONITOR_TIMEOUT: &str = "CHAOS_RUNNER_MONITOR_TIMEOUT";
+
+/// Runs the engine named by the env until every experiment reached an outcome.
+///
+/// Exit 0 when every experiment ended (failed experiments are verdicts, not failures) or when
+/// there is nothing a restart could change (the engine is gone, the plan or env is invalid and
+/// was reported); 1 for infrastructure failures, so the kubelet's restart resumes the run; 2
+/// when the env does not even say which engine to report to.
 pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) -> ExitCode {
-    let config = match RunnerConfig::from_env(&env) {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::error!(%error, "invalid runner environment");
+    let config = RunnerConfig::from_env(&env);
+    match &config {
+        Err(error @ crate::config::ConfigError::Missing { .. }) => {
+            tracing::error!(%error, "invalid runner environment: no engine to report to");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
-    };
-    if let Some(Err(error)) = &config.trace_parent {
-        tracing::warn!(%error, "ignoring TRACE_PARENT");
+        Err(error) => tracing::error!(%error, "invalid runner environment"),
+        Ok(config) => {
+            if let Some(Err(error)) = &config.trace_parent {
+                tracing::warn!(%error, "ignoring TRACE_PARENT");
+            }
+        }
     }
-    // TODO(lead): hand `config` and `options` to the driver here.
-    tracing::error!(
-        engine = %config.engine_name,
-        namespace = %config.namespace,
-        experiments = ?config.experiments,
-        kubeconfig = ?options.kubeconfig,
-        "environment is valid, but running an engine needs the driver, which is not built yet"
-    );
-    ExitCode::from(EXIT_NEEDS_DRIVER)
+    let client = match client(options.kubeconfig.as_deref()).await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot build a Kubernetes client");
+            return ExitCode::from(EXIT_RETRY);
+        }
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => return crate::driver::report_bad_env(&client, &env, &error).await,
+    };
+    let monitor_timeout = match env.get(ENV_MONITOR_TIMEOUT).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Some(std::time::Duration::from_secs(seconds)),
+            _ => {
+                tracing::warn!(value = %raw, "ignoring {ENV_MONITOR_TIMEOUT}: not a positive number of seconds");
+                None
+            }
+        },
+    };
+    let shutdown = crate::driver::shutdown_signal();
+    let options = crate::driver::RunOptions { monitor_timeout };
+    match crate::driver::run(client, config, options, shutdown).await {
+        Ok(end) => {
+            end.log();
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "the run stopped on an infrastructure failure; a restart resumes it");
+            ExitCode::from(EXIT_RETRY)
+        }
+    }
+}
+
+/// A client for `kubeconfig`, or the usual inference (KUBECONFIG, ~/.kube/config, in-cluster).
+/// kube's own retry layer is off: every call has its own deadline and retries (`api::call`).
+async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, String> {
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
 /// The transition table in the requested format, from the same data the engine runs on.
@@ -408,6 +493,60 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
     Ok(documents.join("---\n"))
 }
 
+/// Why `plan` could not print a plan. Every variant names the file.
+#[derive(Debug, Error)]
+pub enum PlanCommandError {
+    #[error(transparent)]
+    Engine(#[from] RenderError),
+    #[error("{}: {source}", file.display())]
+    Plan {
+        file: PathBuf,
+        #[source]
+        source: crate::plan::PlanError,
+    },
+}
+
+/// Resolves and renders the plan of `plan`.
+pub fn plan(args: &PlanArgs) -> Result<String, PlanCommandError> {
+    let mut engines: Vec<ChaosEngine> = read_documents(&args.engine)?;
+    if engines.len() != 1 {
+        return Err(RenderError::EngineDocuments {
+            file: args.engine.clone(),
+            found: engines.len(),
+        }
+        .into());
+    }
+    let engine = engines.remove(0);
+    check_kind(&args.engine, 1, &engine.kind, "ChaosEngine")?;
+    let experiments: Vec<String> = match &args.experiments {
+        Some(names) => names
+            .iter()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .collect(),
+        None => engine
+            .spec
+            .experiments
+            .iter()
+            .map(|entry| entry.name.clone())
+            .collect(),
+    };
+    let annotations = engine.metadata.annotations.clone().unwrap_or_default();
+    // Only used when the engine shuffles without a seed; the rendered plan shows it.
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+    });
+    let plan = crate::plan::resolve(&experiments, &annotations, seed).map_err(|source| {
+        PlanCommandError::Plan {
+            file: args.engine.clone(),
+            source,
+        }
+    })?;
+    Ok(crate::plan::render_plan(&plan))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,12 +582,5 @@ mod tests {
             .unwrap();
         let code = runtime.block_on(run_from_env(BTreeMap::new(), RunOptions::default()));
         assert_eq!(code, ExitCode::from(EXIT_BAD_INPUT));
-        let env = BTreeMap::from([
-            ("CHAOSENGINE".to_owned(), "demo".to_owned()),
-            ("CHAOS_NAMESPACE".to_owned(), "ns".to_owned()),
-            ("EXPERIMENT_LIST".to_owned(), "pod-delete".to_owned()),
-        ]);
-        let code = runtime.block_on(run_from_env(env, RunOptions::default()));
-        assert_eq!(code, ExitCode::from(EXIT_NEEDS_DRIVER));
     }
 }

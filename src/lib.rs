@@ -4,10 +4,19 @@
 //! around it: the Litmus custom resources, the engine/experiment merge, the Job builder, the
 //! runner's configuration and the command line.
 
+pub mod access;
+pub mod api;
+pub mod attempt;
 pub mod cli;
 pub mod config;
 pub mod crd;
+pub mod driver;
+pub mod engine_writer;
+pub mod events;
+pub mod exporter;
 pub mod job;
 pub mod merge;
+pub mod observe;
 pub mod plan;
+pub mod record;
 pub mod schedule;

@@ -203,7 +203,9 @@ fn run_mode_validates_the_env() {
         .env("CHAOSENGINE", "demo")
         .env("CHAOS_NAMESPACE", "litmus")
         .env("EXPERIMENT_LIST", "pod-delete,pod-delete"));
-    assert_eq!(code, 2, "{stderr}");
+    // The env names an engine, so the error is reported to it: that needs a client, and the
+    // kubeconfig does not exist — an infrastructure failure (exit 1, the kubelet retries).
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("pod-delete") && stderr.contains("more than once"),
         "{stderr}"
@@ -216,9 +218,8 @@ fn run_mode_validates_the_env() {
         .env("CHAOS_NAMESPACE", "litmus")
         .env("EXPERIMENT_LIST", "pod-delete")
         .env("TRACE_PARENT", "not json"));
-    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("TRACE_PARENT"), "{stderr}");
-    assert!(stderr.contains("needs the driver"), "{stderr}");
     assert!(stderr.contains("/tmp/kubeconfig"), "{stderr}");
 }
 

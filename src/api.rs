@@ -1,0 +1,180 @@
+//! Every API call the runner makes goes through [`call`]: a deadline on each attempt and
+//! retries (backon) for the errors a retry can cure. kube's own retry layer is switched off in
+//! [`crate::client`] so that these deadlines are the only ones in force.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+/// How long one API request may take before it counts as failed.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// An API call that failed after its retries, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{what}: no answer within {after:?}")]
+    Timeout { what: String, after: Duration },
+    #[error("{what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status the API server answered with, if it answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ApiError::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => Some(status.code),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(404)
+    }
+
+    /// 409: a conflict on `resourceVersion` or an object that already exists.
+    pub fn is_conflict(&self) -> bool {
+        self.code() == Some(409)
+    }
+
+    pub fn is_forbidden(&self) -> bool {
+        self.code() == Some(403)
+    }
+
+    /// Errors a later attempt may not see: timeouts, throttling, server and transport faults.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Timeout { .. } => true,
+            ApiError::Kube { source, .. } => is_transient(source),
+        }
+    }
+}
+
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// The retry schedule for transient failures: about 6 s in all before giving up.
+fn schedule() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(6)
+        .with_jitter()
+}
+
+/// Runs `request` with [`CALL_DEADLINE`] per attempt, retrying transient failures.
+/// `what` names the call in errors and logs ("create Job pod-delete-x1y2z3").
+pub async fn call<T, F, Fut>(what: &str, mut request: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let attempt = || {
+        let fut = request();
+        async move {
+            match tokio::time::timeout(CALL_DEADLINE, fut).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(source)) => Err(ApiError::Kube {
+                    what: what.to_string(),
+                    source,
+                }),
+                Err(_) => Err(ApiError::Timeout {
+                    what: what.to_string(),
+                    after: CALL_DEADLINE,
+                }),
+            }
+        }
+    };
+    attempt
+        .retry(schedule())
+        .when(ApiError::is_transient)
+        .notify(|error, wait| tracing::warn!(%error, ?wait, "API call failed; retrying"))
+        .await
+}
+
+/// Like [`call`], but a 404 is an answer (`None`), not an error.
+pub async fn call_opt<T, F, Fut>(what: &str, request: F) -> Result<Option<T>, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    match call(what, request).await {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: format!("status {code}"),
+            ..Default::default()
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_until_success() {
+        let calls = AtomicU32::new(0);
+        let value = call("get thing", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { if n < 2 { Err(api_error(503)) } else { Ok(n) } }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_errors_are_not_retried() {
+        let calls = AtomicU32::new(0);
+        let error = call("create thing", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(api_error(403)) }
+        })
+        .await
+        .unwrap_err();
+        assert!(error.is_forbidden());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(error.to_string().starts_with("create thing: "));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_call_times_out_and_gives_up() {
+        let calls = AtomicU32::new(0);
+        let error = call("watch nothing", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<Result<(), kube::Error>>()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, ApiError::Timeout { .. }));
+        assert_eq!(calls.load(Ordering::SeqCst), 7, "one try and six retries");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_found_is_an_answer_for_call_opt() {
+        let found = call_opt("get gone", || async { Err::<(), _>(api_error(404)) })
+            .await
+            .unwrap();
+        assert!(found.is_none());
+    }
+}

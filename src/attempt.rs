@@ -1,0 +1,795 @@
+//! One experiment attempt, driven to a terminal phase.
+//!
+//! The loop: perform the current phase's command (fetch, validate, create, watch, read,
+//! delete…), feed the answer to the phase engine, then carry out the effects it returns in
+//! order — the checkpoint (with the status entry and the audit record) is written before any
+//! side effect and before any long wait, and events go out after the write they describe.
+//! A restarted runner enters the same loop from the stored checkpoint (or from `Init` when
+//! there is none): deterministic Job names make a repeated create an adoption.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chaos_runner_states::{self as states, Checkpoint, Effect, Input};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, PropagationPolicy};
+
+use crate::api::{ApiError, call, call_opt};
+use crate::crd::{ChaosExperiment, ChaosResult};
+use crate::driver::{RunContext, RunError, now};
+use crate::engine_writer::{ExperimentEntry, StatusChange};
+use crate::events::{EventReport, EventType};
+use crate::merge::{self, DependencyKind, ExperimentRun};
+use crate::observe::PodPhase;
+use crate::plan::PlanItem;
+use crate::record::AuditEntry;
+use crate::schedule::ItemState;
+
+/// Extra time on top of the experiment's own durations before Monitor gives up.
+const MONITOR_MARGIN: Duration = Duration::from_secs(60);
+/// How long a finished pod's ChaosResult may take to show a final verdict.
+const RESULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Which attempt: experiment, instance and iteration, and the key they make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptKey {
+    pub key: String,
+    pub experiment: String,
+    pub instance: Option<String>,
+    pub iteration: u32,
+    pub iterations: u32,
+}
+
+impl AttemptKey {
+    pub fn of(item: &PlanItem, context: &RunContext) -> AttemptKey {
+        let instance = context
+            .engine
+            .experiment_entry(&item.experiment)
+            .and_then(|(_, entry)| {
+                entry
+                    .spec
+                    .components
+                    .env
+                    .iter()
+                    .rev()
+                    .find(|var| var.name == "INSTANCE_ID")
+                    .and_then(|var| var.value.clone())
+            })
+            .filter(|id| !id.is_empty());
+        AttemptKey {
+            key: item.key.clone(),
+            experiment: item.experiment.clone(),
+            instance,
+            iteration: item.iteration,
+            iterations: item.iterations,
+        }
+    }
+}
+
+/// How an attempt ended, as the scheduler and the final log need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptEnd {
+    pub verdict: String,
+    pub detail: Option<String>,
+    pub passed: bool,
+    pub skipped: bool,
+    pub ended_at_ms: u64,
+}
+
+impl AttemptEnd {
+    pub fn summary(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{} ({detail})", self.verdict),
+            None => self.verdict.clone(),
+        }
+    }
+
+    pub fn item_state(&self) -> ItemState {
+        if self.skipped {
+            ItemState::Skipped {
+                reason: self.summary(),
+            }
+        } else {
+            ItemState::Finished {
+                passed: self.passed,
+                ended_at_ms: self.ended_at_ms,
+            }
+        }
+    }
+
+    fn of(checkpoint: &Checkpoint) -> AttemptEnd {
+        let ended_at_ms = millis(&checkpoint.entered_at);
+        match &checkpoint.phase {
+            states::Phase::Completed { verdict, detail } => AttemptEnd {
+                verdict: format!("{verdict:?}"),
+                detail: detail.clone(),
+                passed: *verdict == states::FinalVerdict::Pass,
+                skipped: false,
+                ended_at_ms,
+            },
+            states::Phase::Skipped { reason } => AttemptEnd {
+                verdict: "Skipped".into(),
+                detail: Some(reason.describe()),
+                passed: false,
+                skipped: false,
+                ended_at_ms,
+            },
+            states::Phase::Aborted { reason } => AttemptEnd {
+                verdict: "Aborted".into(),
+                detail: Some(reason.clone()),
+                passed: false,
+                skipped: false,
+                ended_at_ms,
+            },
+            other => AttemptEnd {
+                verdict: format!("{:?}", other.kind()),
+                detail: None,
+                passed: false,
+                skipped: false,
+                ended_at_ms,
+            },
+        }
+    }
+}
+
+fn millis(rfc3339: &str) -> u64 {
+    rfc3339
+        .parse::<Timestamp>()
+        .map(|t| t.as_millisecond().max(0) as u64)
+        .unwrap_or(0)
+}
+
+/// Attempt keys whose terminal transition is in the audit trail.
+pub fn finished_attempts(history: &[AuditEntry]) -> Vec<String> {
+    history
+        .iter()
+        .filter(|e| matches!(e.to.as_str(), "Completed" | "Skipped" | "Aborted"))
+        .map(|e| e.attempt.clone())
+        .collect()
+}
+
+/// Drives one attempt.
+pub struct AttemptRunner {
+    context: Arc<RunContext>,
+    key: AttemptKey,
+    /// The merged experiment, read when a command first needs it.
+    run: Option<Result<ExperimentRun, String>>,
+    pending: StatusChange,
+    pending_events: Vec<EventReport>,
+    /// An abort is fed to the engine once; after that the phase's own commands run (the
+    /// cleanup of an aborted attempt must not be interrupted by the same abort again).
+    abort_delivered: bool,
+}
+
+impl AttemptRunner {
+    pub fn new(context: Arc<RunContext>, key: AttemptKey) -> AttemptRunner {
+        AttemptRunner {
+            context,
+            key,
+            run: None,
+            pending: StatusChange::default(),
+            pending_events: Vec::new(),
+            abort_delivered: false,
+        }
+    }
+
+    fn job_name(&self) -> String {
+        let scope = format!("{}/{}", self.context.engine_uid, self.context.run_id);
+        crate::job::job_name(
+            &scope,
+            &self.key.experiment,
+            self.key.instance.as_deref(),
+            self.key.iteration,
+        )
+    }
+
+    fn load_checkpoint(&self) -> Result<Checkpoint, RunError> {
+        match self.context.checkpoints.get(&self.key.key) {
+            Some(stored) => {
+                Checkpoint::from_json_value(stored.clone()).map_err(|e| RunError::Engine {
+                    name: self.context.config.engine_name.clone(),
+                    message: format!("checkpoint of {}: {e}", self.key.key),
+                })
+            }
+            None => Ok(Checkpoint::new(
+                self.key.experiment.clone(),
+                self.key.instance.clone(),
+                self.key.iteration,
+                now(),
+            )),
+        }
+    }
+
+    /// Runs the attempt to a terminal phase.
+    #[tracing::instrument(name = "attempt", skip(self), fields(engine = %self.context.config.engine_name, experiment = %self.key.experiment, iteration = self.key.iteration))]
+    pub async fn run(mut self) -> Result<AttemptEnd, RunError> {
+        let mut checkpoint = self.load_checkpoint()?;
+        if !self.context.checkpoints.contains_key(&self.key.key)
+            && self.context.finished_in_trail.contains(&self.key.key)
+        {
+            // The checkpoint is gone but the trail says this attempt ended: never run it twice.
+            tracing::info!("already finished according to the audit trail");
+            return Ok(self.end_from_trail());
+        }
+        let mut commands = states::resume_effects(&checkpoint);
+        loop {
+            if checkpoint.is_terminal() {
+                self.flush().await?;
+                return Ok(AttemptEnd::of(&checkpoint));
+            }
+            let Some(command) = commands.iter().find(|e| is_command(e)).cloned() else {
+                // A phase without a command would stall: treat as a defect of the table.
+                return Err(RunError::Engine {
+                    name: self.context.config.engine_name.clone(),
+                    message: format!("phase {:?} asked for no command", checkpoint.phase.kind()),
+                });
+            };
+            if needs_flush_before(&command) {
+                self.flush().await?;
+            }
+            let input = self.perform(&checkpoint, &command).await?;
+            tracing::debug!(phase = %checkpoint.phase.kind(), input = ?input.kind(), "observed");
+            let context = states::StepContext {
+                cleanup: self.context.cleanup,
+                now: now(),
+            };
+            match states::step(&checkpoint, &input, &context) {
+                Ok(step) => {
+                    if let Some(record) = &step.transition {
+                        tracing::info!(from = %record.from, to = %record.to, reason = %record.reason, "transition");
+                    }
+                    self.absorb(&step);
+                    checkpoint = step.checkpoint;
+                    commands = step.effects;
+                    if commands.iter().all(|e| !is_command(e)) {
+                        commands = states::resume_effects(&checkpoint);
+                    }
+                }
+                Err(rejected) => {
+                    tracing::warn!(%rejected, "observation not accepted in this phase; observing again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Ends an attempt that never started (a failed dependency, or an abort before it began).
+    pub async fn skip_unstarted(
+        mut self,
+        reason: &str,
+        aborted: bool,
+    ) -> Result<AttemptEnd, RunError> {
+        let at = now();
+        let (status, verdict, to) = if aborted {
+            ("Forcefully Aborted", "Stopped", "Aborted")
+        } else {
+            ("Skipped", "N/A", "Skipped")
+        };
+        self.pending
+            .entries
+            .push(self.entry("N/A", status, verdict, &at));
+        self.pending.audit.push(AuditEntry {
+            attempt: self.key.key.clone(),
+            from: "Planned".into(),
+            to: to.into(),
+            reason: reason.into(),
+            at: at.clone(),
+        });
+        self.pending_events.push(EventReport {
+            kind: EventType::Warning,
+            reason: if aborted {
+                "ExperimentAborted"
+            } else {
+                "ExperimentSkipped"
+            }
+            .into(),
+            message: format!("Chaos Experiment {} not run: {reason}", self.key.experiment),
+            key: format!("{}/unstarted", self.key.key),
+        });
+        self.flush().await?;
+        Ok(AttemptEnd {
+            verdict: to.into(),
+            detail: Some(reason.into()),
+            passed: false,
+            skipped: true,
+            ended_at_ms: millis(&at),
+        })
+    }
+
+    fn end_from_trail(&self) -> AttemptEnd {
+        let verdict = self
+            .context
+            .verdicts_at_start
+            .get(&self.key.experiment)
+            .cloned()
+            .unwrap_or_else(|| "Unknown".into());
+        AttemptEnd {
+            passed: verdict == "Pass",
+            verdict,
+            detail: Some("from the audit trail".into()),
+            skipped: false,
+            ended_at_ms: 0,
+        }
+    }
+
+    fn entry(&self, pod: &str, status: &str, verdict: &str, at: &str) -> ExperimentEntry {
+        ExperimentEntry {
+            name: self.key.experiment.clone(),
+            runner: format!("{}-runner", self.context.config.engine_name),
+            experiment_pod: pod.into(),
+            status: status.into(),
+            verdict: verdict.into(),
+            last_update_time: at.into(),
+        }
+    }
+
+    /// Queues the step's checkpoint, entry, audit record and events.
+    fn absorb(&mut self, step: &states::Step) {
+        let at = step.checkpoint.entered_at.clone();
+        for effect in &step.effects {
+            match effect {
+                Effect::Checkpoint => {
+                    if let Ok(value) = serde_json::to_value(&step.checkpoint) {
+                        self.pending.checkpoints.push((self.key.key.clone(), value));
+                    }
+                    if let Some(record) = &step.transition {
+                        self.pending.audit.push(AuditEntry {
+                            attempt: self.key.key.clone(),
+                            from: record.from.to_string(),
+                            to: record.to.to_string(),
+                            reason: record.reason.to_string(),
+                            at: at.clone(),
+                        });
+                    }
+                }
+                Effect::WriteEntry(entry) | Effect::WriteVerdict(entry) => {
+                    self.pending.entries.push(self.entry(
+                        &entry.pod,
+                        entry.status.as_str(),
+                        entry.verdict.as_str(),
+                        &at,
+                    ));
+                }
+                Effect::Emit(event) => {
+                    let transition = step
+                        .transition
+                        .as_ref()
+                        .map(|t| format!("{}->{}", t.from, t.to))
+                        .unwrap_or_default();
+                    self.pending_events.push(EventReport {
+                        kind: match event.kind {
+                            states::EventKind::Normal => EventType::Normal,
+                            states::EventKind::Warning => EventType::Warning,
+                        },
+                        reason: event.reason.to_string(),
+                        message: event.message.clone(),
+                        key: format!(
+                            "{}/{transition}/{}/{}",
+                            self.key.key, event.reason, event.message
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes what is queued (one compare-and-swap patch, shared with other attempts), then
+    /// emits the events that describe it.
+    async fn flush(&mut self) -> Result<(), RunError> {
+        let change = std::mem::take(&mut self.pending);
+        let has_changes = !change.entries.is_empty()
+            || !change.checkpoints.is_empty()
+            || !change.audit.is_empty();
+        if has_changes {
+            match self.context.writer.commit(change).await {
+                Ok(()) => {}
+                // Deleted engine: the run is being aborted; the Jobs go by garbage collection.
+                Err(crate::engine_writer::WriteError::EngineGone(name)) => {
+                    tracing::warn!(engine = %name, "engine gone; status not written");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        for report in std::mem::take(&mut self.pending_events) {
+            if let Err(error) = self.context.events.emit(&report).await {
+                tracing::warn!(%error, reason = %report.reason, "could not emit an event");
+            }
+        }
+        Ok(())
+    }
+
+    /// The abort reason, the first time it is asked after an abort.
+    fn take_abort(&mut self) -> Option<String> {
+        if self.abort_delivered {
+            return None;
+        }
+        let reason = self.context.abort.borrow().clone()?;
+        self.abort_delivered = true;
+        Some(reason)
+    }
+
+    /// Performs a command and returns the observation that answers it.
+    async fn perform(
+        &mut self,
+        checkpoint: &Checkpoint,
+        command: &Effect,
+    ) -> Result<Input, RunError> {
+        if let Some(reason) = self.take_abort() {
+            return Ok(Input::AbortRequested { reason });
+        }
+        match command {
+            Effect::FetchExperiment => self.fetch_experiment().await,
+            Effect::CheckDependencies => self.check_dependencies().await,
+            Effect::CreateJob { job } => self.create_job(job).await,
+            Effect::WatchPod { job } => self.watch_pod(checkpoint, job).await,
+            Effect::ReadResult => self.read_result(checkpoint).await,
+            Effect::DeleteJob { job } => self.delete_job(job).await,
+            Effect::RetainJob { .. } => Ok(Input::JobRetained),
+            Effect::WriteVerdict(entry) => {
+                let at = now();
+                let entry = self.entry(
+                    &entry.pod,
+                    entry.status.as_str(),
+                    entry.verdict.as_str(),
+                    &at,
+                );
+                self.pending.entries.push(entry);
+                self.flush().await?;
+                Ok(Input::StatusWritten)
+            }
+            other => Err(RunError::Engine {
+                name: self.context.config.engine_name.clone(),
+                message: format!("{other:?} is not a command"),
+            }),
+        }
+    }
+
+    async fn fetch_experiment(&mut self) -> Result<Input, RunError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.context.client.clone(),
+            &self.context.config.namespace,
+            &kube::api::ApiResource::erase::<ChaosExperiment>(&()),
+        );
+        let name = self.key.experiment.clone();
+        let what = format!("get ChaosExperiment {name}");
+        match call_opt(&what, || api.get(&name)).await? {
+            None => Ok(Input::ExperimentMissing),
+            Some(raw) => {
+                self.run = Some(self.merge(raw));
+                Ok(Input::ExperimentFound)
+            }
+        }
+    }
+
+    fn merge(&self, raw: DynamicObject) -> Result<ExperimentRun, String> {
+        let experiment: ChaosExperiment = serde_json::to_value(&raw)
+            .and_then(serde_json::from_value)
+            .map_err(|e| format!("ChaosExperiment {} is malformed: {e}", self.key.experiment))?;
+        merge::merge(&self.context.engine, &experiment, &self.context.runner_env)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The merged experiment; read again after a restart.
+    async fn experiment_run(&mut self) -> Result<Result<ExperimentRun, String>, RunError> {
+        if self.run.is_none() {
+            match self.fetch_experiment().await? {
+                Input::ExperimentMissing => {
+                    self.run = Some(Err(format!(
+                        "ChaosExperiment {} not found",
+                        self.key.experiment
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(self
+            .run
+            .clone()
+            .unwrap_or_else(|| Err("experiment not read".into())))
+    }
+
+    async fn check_dependencies(&mut self) -> Result<Input, RunError> {
+        let run = match self.experiment_run().await? {
+            Ok(run) => run,
+            Err(reason) => {
+                return Ok(Input::DependenciesInvalid {
+                    reasons: vec![reason],
+                });
+            }
+        };
+        if let Err(errors) = merge::check_structure(&run) {
+            return Ok(Input::DependenciesInvalid {
+                reasons: errors.0.iter().map(ToString::to_string).collect(),
+            });
+        }
+        let namespace = &self.context.config.namespace;
+        let configmaps: Api<ConfigMap> = Api::namespaced(self.context.client.clone(), namespace);
+        let secrets: Api<Secret> = Api::namespaced(self.context.client.clone(), namespace);
+        let mut reasons = Vec::new();
+        for dependency in merge::dependencies(&run) {
+            let name = dependency.name.clone();
+            let found = match dependency.kind {
+                DependencyKind::HostFile => continue,
+                DependencyKind::Secret if !self.context.access.get_secrets => {
+                    reasons.push(format!(
+                        "Secret {name} ({}) cannot be checked: the runner's ServiceAccount may not get secrets in {namespace}",
+                        dependency.origin
+                    ));
+                    continue;
+                }
+                DependencyKind::ConfigMap => {
+                    let what = format!("get ConfigMap {name}");
+                    call_opt(&what, || configmaps.get_metadata(&name))
+                        .await
+                        .map(|o| o.is_some())
+                }
+                DependencyKind::Secret => {
+                    let what = format!("get Secret {name}");
+                    call_opt(&what, || secrets.get_metadata(&name))
+                        .await
+                        .map(|o| o.is_some())
+                }
+            };
+            match found {
+                Ok(true) => {}
+                Ok(false) => reasons.push(format!(
+                    "{} {name} ({}) not found in namespace {namespace}",
+                    dependency.kind, dependency.origin
+                )),
+                Err(error) if error.is_forbidden() => reasons.push(format!(
+                    "{} {name} ({}) cannot be checked: {error}",
+                    dependency.kind, dependency.origin
+                )),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if reasons.is_empty() {
+            Ok(Input::DependenciesValid {
+                job: self.job_name(),
+            })
+        } else {
+            Ok(Input::DependenciesInvalid { reasons })
+        }
+    }
+
+    async fn create_job(&mut self, job_name: &str) -> Result<Input, RunError> {
+        let run = match self.experiment_run().await? {
+            Ok(run) => run,
+            Err(reason) => return Ok(Input::JobCreateFailed { reason }),
+        };
+        let job = match crate::job::build_job(&run, job_name, &self.context.engine) {
+            Ok(job) => job,
+            Err(error) => {
+                return Ok(Input::JobCreateFailed {
+                    reason: error.to_string(),
+                });
+            }
+        };
+        let jobs: Api<Job> =
+            Api::namespaced(self.context.client.clone(), &self.context.config.namespace);
+        let what = format!("create Job {job_name}");
+        let post = PostParams::default();
+        match call(&what, || jobs.create(&post, &job)).await {
+            Ok(_) => Ok(Input::JobCreated),
+            Err(error) if error.is_conflict() => self.adopt(&jobs, job_name).await,
+            Err(error) if error.is_transient() => {
+                // Unknown whether it was created: look before deciding.
+                self.adopt(&jobs, job_name).await
+            }
+            Err(error) => Ok(Input::JobCreateFailed {
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    async fn adopt(&self, jobs: &Api<Job>, job_name: &str) -> Result<Input, RunError> {
+        let what = format!("get Job {job_name}");
+        let Some(existing) = call_opt(&what, || jobs.get(job_name)).await? else {
+            return Err(RunError::Api(ApiError::Timeout {
+                what: format!("create Job {job_name}"),
+                after: crate::api::CALL_DEADLINE,
+            }));
+        };
+        let owner = existing
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(merge::CHAOS_UID_LABEL))
+            .cloned();
+        if owner.as_deref() == Some(self.context.engine_uid.as_str()) {
+            Ok(Input::JobAlreadyExists)
+        } else {
+            Ok(Input::JobCreateFailed {
+                reason: format!(
+                    "a Job named {job_name} already exists and is not this engine's (chaosUID {})",
+                    owner.unwrap_or_else(|| "unset".into())
+                ),
+            })
+        }
+    }
+
+    /// Waits for the pod to tell something new: running (first time), done, failed, or a
+    /// deadline or an abort.
+    async fn watch_pod(&mut self, checkpoint: &Checkpoint, job: &str) -> Result<Input, RunError> {
+        let run = self.experiment_run().await?.ok();
+        let timeouts =
+            run.as_ref()
+                .map(|r| r.status_check_timeouts())
+                .unwrap_or(merge::StatusCheckTimeouts {
+                    delay_seconds: merge::DEFAULT_STATUS_CHECK_DELAY,
+                    timeout_seconds: merge::DEFAULT_STATUS_CHECK_TIMEOUT,
+                });
+        let chaos = run
+            .as_ref()
+            .and_then(|r| r.total_chaos_duration_seconds())
+            .unwrap_or(0);
+        let entered = millis(&checkpoint.entered_at);
+        let overall = self
+            .context
+            .monitor_timeout
+            .unwrap_or(Duration::from_secs(chaos + 2 * timeouts.timeout_seconds) + MONITOR_MARGIN);
+        let overall_at = entered + overall.as_millis() as u64;
+        let pending_at = entered + timeouts.timeout_seconds * 1000;
+        let known_pod = match &checkpoint.phase {
+            states::Phase::Monitor { pod, .. } => pod.clone(),
+            _ => None,
+        };
+
+        let context = self.context.clone();
+        context.monitoring.send_modify(|n| *n += 1);
+        let _guard = MonitorGuard(&context.monitoring);
+        let mut pods = self.context.pods.clone();
+        let mut abort = self.context.abort.clone();
+        loop {
+            abort.borrow_and_update();
+            if let Some(reason) = self.take_abort() {
+                return Ok(Input::AbortRequested { reason });
+            }
+            let view = pods.borrow_and_update().get(job).cloned();
+            let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
+            let running = match &view {
+                Some(v) if v.phase == PodPhase::Done => {
+                    return Ok(Input::PodSucceeded {
+                        pod: v.name.clone(),
+                    });
+                }
+                Some(v) if v.phase == PodPhase::Failed => {
+                    return Ok(Input::PodFailed {
+                        pod: v.name.clone(),
+                        reason: v.reason.clone().unwrap_or_else(|| "pod Failed".into()),
+                    });
+                }
+                Some(v) if v.phase == PodPhase::Running => {
+                    if known_pod.as_deref() != Some(v.name.as_str()) {
+                        return Ok(Input::PodRunning {
+                            pod: v.name.clone(),
+                        });
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if now_ms >= overall_at {
+                return Ok(Input::DeadlinePassed {
+                    what: format!("the Monitor deadline ({}s)", overall.as_secs()),
+                });
+            }
+            if !running && now_ms >= pending_at {
+                return Ok(Input::PendingTimeout);
+            }
+            let next = if running {
+                overall_at
+            } else {
+                pending_at.min(overall_at)
+            };
+            let wait = Duration::from_millis(next.saturating_sub(now_ms));
+            tokio::select! {
+                changed = pods.changed() => if changed.is_err() {
+                    return Err(RunError::Engine { name: self.context.config.engine_name.clone(), message: "pod observer stopped".into() });
+                },
+                _ = tokio::time::sleep(wait) => {}
+                _ = abort.changed() => {}
+            }
+        }
+    }
+
+    async fn read_result(&mut self, checkpoint: &Checkpoint) -> Result<Input, RunError> {
+        let run = self.experiment_run().await?;
+        let name = match &run {
+            Ok(run) => run.result_name(),
+            Err(_) => merge::result_name(
+                &self.context.config.engine_name,
+                &self.key.experiment,
+                self.key.instance.as_deref(),
+            ),
+        };
+        let pod_succeeded = matches!(
+            &checkpoint.phase,
+            states::Phase::AwaitResult {
+                end: states::PodEnd::Succeeded,
+                ..
+            }
+        );
+        let results: Api<ChaosResult> =
+            Api::namespaced(self.context.client.clone(), &self.context.config.namespace);
+        let what = format!("get ChaosResult {name}");
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let found = call_opt(&what, || results.get(&name)).await?;
+            let verdict = found
+                .as_ref()
+                .and_then(|r| r.verdict())
+                .map(|v| v.as_str().to_string());
+            let final_verdict = verdict
+                .as_deref()
+                .is_some_and(|v| states::FinalVerdict::from_result(v).is_some());
+            if final_verdict || !pod_succeeded || started.elapsed() >= RESULT_GRACE {
+                return Ok(match found {
+                    None => Input::ResultMissing,
+                    Some(result) => {
+                        let status = result.status.as_ref().map(|s| &s.experiment_status);
+                        Input::ResultSeen {
+                            verdict: verdict.unwrap_or_default(),
+                            phase: status
+                                .and_then(|s| s.phase.as_ref())
+                                .map(|p| p.as_str().to_string())
+                                .unwrap_or_default(),
+                            fail_reason: status
+                                .and_then(|s| s.error_output.as_ref())
+                                .map(|e| e.reason.clone())
+                                .filter(|r| !r.is_empty()),
+                        }
+                    }
+                });
+            }
+            if let Some(reason) = self.take_abort() {
+                return Ok(Input::AbortRequested { reason });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn delete_job(&mut self, job: &str) -> Result<Input, RunError> {
+        let jobs: Api<Job> =
+            Api::namespaced(self.context.client.clone(), &self.context.config.namespace);
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Foreground),
+            ..Default::default()
+        };
+        let what = format!("delete Job {job}");
+        call_opt(&what, || jobs.delete(job, &params)).await?;
+        Ok(Input::JobDeleted)
+    }
+}
+
+/// Lowers the count of monitoring attempts when a watch ends, however it ends.
+struct MonitorGuard<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl Drop for MonitorGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+fn is_command(effect: &Effect) -> bool {
+    !matches!(
+        effect,
+        Effect::Checkpoint | Effect::WriteEntry(_) | Effect::Emit(_)
+    )
+}
+
+/// Reads may go before the checkpoint is stored; side effects and long waits may not.
+fn needs_flush_before(command: &Effect) -> bool {
+    !matches!(
+        command,
+        Effect::FetchExperiment
+            | Effect::CheckDependencies
+            | Effect::ReadResult
+            | Effect::RetainJob { .. }
+    )
+}

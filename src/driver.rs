@@ -1,0 +1,635 @@
+//! The async driver: performs the phase engine's effects against the API server.
+//!
+//! One task per experiment attempt runs the loop "perform the phase's command → feed the answer
+//! to the engine → write the checkpoint → emit the events"; the run-level loop here starts
+//! attempts as the plan's scheduler allows and ends when every attempt is terminal.
+//! Everything the engine decides is in `chaos-runner-states`; this module only does I/O.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::access::{self, Access};
+use crate::api::{ApiError, call_opt};
+use crate::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
+use crate::config::RunnerConfig;
+use crate::crd::ChaosEngine;
+use crate::engine_writer::{EngineWriter, ExperimentEntry, StatusChange, WriteError};
+use crate::events::{EngineRef, EventReport, EventSink, EventType, fnv1a64};
+use crate::merge::RunnerEnv;
+use crate::observe::{self, EngineSignal, PodMap};
+use crate::plan::{self, Plan};
+use crate::record::{AuditTrail, RecordError, RunRecord};
+use crate::schedule::{self, ItemState};
+
+/// Why a run stopped before every experiment reached an outcome; each is worth a restart.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Write(#[from] WriteError),
+    #[error("{0}")]
+    Record(#[from] RecordError),
+    #[error("ChaosEngine {name}: cannot read it: {message}")]
+    Engine { name: String, message: String },
+}
+
+/// How a run ended, for the exit code and the final log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every attempt reached an outcome (verdicts, skips and aborts included).
+    Finished { outcomes: Vec<(String, String)> },
+    /// The engine does not exist (or went away): nothing to report to.
+    EngineGone,
+    /// The plan annotations are invalid: reported, nothing was created.
+    PlanRejected(String),
+}
+
+/// Everything an attempt needs that is shared by the run.
+pub struct RunContext {
+    pub client: kube::Client,
+    pub config: RunnerConfig,
+    pub runner_env: RunnerEnv,
+    /// The engine as read at start (spec and metadata do not change during a run).
+    pub engine: ChaosEngine,
+    pub engine_uid: String,
+    pub run_id: String,
+    pub access: Access,
+    pub writer: EngineWriter,
+    pub events: EventSink,
+    pub pods: watch::Receiver<PodMap>,
+    /// How many attempts are in Monitor: the pod poller only polls while it is above 0.
+    pub monitoring: watch::Sender<usize>,
+    /// Set once the run must abort, with the reason.
+    pub abort: watch::Receiver<Option<String>>,
+    /// Overrides the Monitor deadline derived from the experiment.
+    pub monitor_timeout: Option<Duration>,
+    /// `status.chaosRunner.attempts` as found at start, by attempt key.
+    pub checkpoints: BTreeMap<String, serde_json::Value>,
+    /// Attempt keys that reached a terminal phase according to the audit trail.
+    pub finished_in_trail: Vec<String>,
+    /// `status.experiments[].verdict` by experiment name, as found at start.
+    pub verdicts_at_start: BTreeMap<String, String>,
+    pub cleanup: chaos_runner_states::CleanupPolicy,
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub monitor_timeout: Option<Duration>,
+}
+
+pub fn engine_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("litmuschaos.io", "v1alpha1", "ChaosEngine"),
+        "chaosengines",
+    )
+}
+
+pub fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+/// Runs the engine named by `config` to the end.
+pub async fn run(
+    client: kube::Client,
+    config: RunnerConfig,
+    options: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunEnd, RunError> {
+    let namespace = config.namespace.clone();
+    let engines: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &namespace, &engine_resource());
+    let access = access::probe(&client, &namespace).await?;
+    tracing::info!(
+        mode = if access.watches() { "watch" } else { "poll" },
+        "{}",
+        access.describe()
+    );
+
+    let what = format!("get ChaosEngine {}", config.engine_name);
+    let Some(raw_engine) = call_opt(&what, || engines.get(&config.engine_name)).await? else {
+        tracing::error!(engine = %config.engine_name, namespace = %namespace, "ChaosEngine not found: nothing to run");
+        return Ok(RunEnd::EngineGone);
+    };
+    let engine: ChaosEngine = serde_json::to_value(&raw_engine)
+        .and_then(serde_json::from_value)
+        .map_err(|e| RunError::Engine {
+            name: config.engine_name.clone(),
+            message: e.to_string(),
+        })?;
+    let engine_uid = raw_engine.metadata.uid.clone().unwrap_or_default();
+    let events = EventSink::new(
+        client.clone(),
+        EngineRef {
+            name: config.engine_name.clone(),
+            namespace: namespace.clone(),
+            uid: engine_uid.clone(),
+        },
+        access.patch_events,
+    );
+
+    // The run's record: resume it, or start a new one.
+    let status = raw_engine.data.get("status");
+    let found = RunRecord::from_status(status)?;
+    let trail = AuditTrail::from_annotations(raw_engine.metadata.annotations.as_ref());
+    let has_entries = status
+        .and_then(|s| s.get("experiments"))
+        .and_then(|e| e.as_array())
+        .is_some_and(|e| !e.is_empty());
+    let started = now();
+    let record = match (found, trail) {
+        (Some(record), _) => {
+            tracing::info!(run = %record.run_id, "resuming from the checkpoint in the engine status");
+            record
+        }
+        // The checkpoint is gone but the run's entries are there: resume from the audit trail
+        // and the cluster (a re-run after the operator cleared the status has no entries).
+        (None, Some(trail)) if has_entries => {
+            tracing::info!(run = %trail.run_id, "no checkpoint: resuming from the audit trail and the cluster");
+            let mut record = RunRecord::new(trail.run_id, started.clone());
+            record.record(trail.history);
+            record
+        }
+        _ => {
+            let run_id = format!(
+                "{:08x}",
+                fnv1a64(&[&engine_uid, &started, &std::process::id().to_string()]) as u32
+            );
+            tracing::info!(run = %run_id, "starting a new run");
+            RunRecord::new(run_id, started.clone())
+        }
+    };
+    let run_id = record.run_id.clone();
+
+    // The plan, decided before anything runs; recorded with the first write.
+    let annotations = raw_engine.metadata.annotations.clone().unwrap_or_default();
+    let plan: Plan = match record
+        .plan
+        .clone()
+        .and_then(|p| serde_json::from_value(p).ok())
+    {
+        Some(plan) => plan,
+        None => {
+            let seed = fnv1a64(&[&run_id, &engine_uid]);
+            match plan::resolve(&config.experiments, &annotations, seed) {
+                Ok(plan) => plan,
+                Err(error) => {
+                    return reject_plan(
+                        &events,
+                        &engines,
+                        raw_engine,
+                        record,
+                        &config,
+                        &error.to_string(),
+                    )
+                    .await;
+                }
+            }
+        }
+    };
+
+    let checkpoints = record.attempts.clone();
+    let verdicts_at_start: BTreeMap<String, String> = status
+        .and_then(|s| s.get("experiments"))
+        .and_then(|e| e.as_array())
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| {
+                    Some((
+                        e.get("name")?.as_str()?.to_string(),
+                        e.get("verdict")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let cleanup = if engine
+        .spec
+        .job_clean_up_policy
+        .as_ref()
+        .is_some_and(|p| p.deletes())
+    {
+        chaos_runner_states::CleanupPolicy::Delete
+    } else {
+        chaos_runner_states::CleanupPolicy::Retain
+    };
+    let finished_in_trail = crate::attempt::finished_attempts(&record.history);
+    let (writer, engine_copies, _stats) =
+        EngineWriter::spawn(engines.clone(), raw_engine.clone(), record);
+    writer
+        .commit(StatusChange {
+            plan: serde_json::to_value(&plan).ok(),
+            ..Default::default()
+        })
+        .await?;
+
+    // Observers: the engine (stop / deletion) and the experiment pods.
+    let (engine_tx, mut engine_rx) = watch::channel(Some(raw_engine.clone()));
+    let mut background = JoinSet::new();
+    if access.watch_engine {
+        background.spawn(observe::watch_engine(
+            engines.clone(),
+            config.engine_name.clone(),
+            engine_tx.clone(),
+        ));
+    } else {
+        background.spawn(observe::poll_engine(
+            engines.clone(),
+            config.engine_name.clone(),
+            engine_tx.clone(),
+            observe::POD_POLL_INTERVAL * observe::ENGINE_POLL_EVERY,
+        ));
+    }
+    {
+        // The writer's answers are fresh copies of the engine too.
+        let mut copies = engine_copies.clone();
+        let tx = engine_tx.clone();
+        background.spawn(async move {
+            while copies.changed().await.is_ok() {
+                let copy = copies.borrow_and_update().clone();
+                tx.send_replace(copy);
+            }
+        });
+    }
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let (pods_tx, pods_rx) = watch::channel(PodMap::default());
+    let (monitoring, monitoring_rx) = watch::channel(0usize);
+    if access.watch_pods {
+        background.spawn(observe::watch_pods(pod_api, engine_uid.clone(), pods_tx));
+    } else {
+        background.spawn(observe::poll_pods(
+            pod_api,
+            engine_uid.clone(),
+            pods_tx,
+            monitoring_rx,
+        ));
+    }
+
+    // Abort: SIGTERM (through `shutdown`), engineState stop, engine deletion.
+    let (abort_tx, abort_rx) = watch::channel(None::<String>);
+    background.spawn(async move {
+        loop {
+            let signal = EngineSignal::of(engine_rx.borrow_and_update().as_ref());
+            let reason = match signal {
+                EngineSignal::Stop => Some("engineState set to stop"),
+                EngineSignal::Deleted => Some("the ChaosEngine was deleted"),
+                EngineSignal::Active if *shutdown.borrow_and_update() => {
+                    Some("the runner received SIGTERM")
+                }
+                EngineSignal::Active => None,
+            };
+            if let Some(reason) = reason {
+                tracing::warn!(reason, "aborting the run");
+                abort_tx.send_replace(Some(reason.to_string()));
+                return;
+            }
+            tokio::select! {
+                changed = engine_rx.changed() => if changed.is_err() { return },
+                changed = shutdown.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+
+    // Monitoring exporter, when asked for.
+    if let Some(settings) =
+        crate::exporter::requested(raw_engine.data.get("spec"), &annotations, &namespace)
+    {
+        ensure_exporter(&client, &events, &engine, &settings).await;
+    }
+
+    let context = Arc::new(RunContext {
+        client,
+        runner_env: RunnerEnv::from_config(&config),
+        config,
+        engine,
+        engine_uid,
+        run_id,
+        access,
+        writer: writer.clone(),
+        events,
+        pods: pods_rx,
+        monitoring,
+        abort: abort_rx,
+        monitor_timeout: options.monitor_timeout,
+        checkpoints,
+        finished_in_trail,
+        verdicts_at_start,
+        cleanup,
+    });
+    let outcome = execute_plan(&context, &plan).await;
+    background.abort_all();
+    outcome
+}
+
+async fn reject_plan(
+    events: &EventSink,
+    engines: &Api<DynamicObject>,
+    raw_engine: DynamicObject,
+    mut record: RunRecord,
+    config: &RunnerConfig,
+    message: &str,
+) -> Result<RunEnd, RunError> {
+    tracing::error!(%message, "the run plan is invalid; nothing is created");
+    let report = EventReport {
+        kind: EventType::Warning,
+        reason: "PlanInvalid".into(),
+        message: format!("Invalid run plan, no experiment runs: {message}"),
+        key: format!("plan-invalid/{message}"),
+    };
+    record.failure = Some(format!("invalid run plan: {message}"));
+    refuse(
+        events,
+        engines,
+        raw_engine,
+        record,
+        &config.engine_name,
+        &config.experiments,
+        &report,
+    )
+    .await?;
+    Ok(RunEnd::PlanRejected(message.to_string()))
+}
+
+/// Reports a run that cannot start: the event, `status.chaosRunner.failure`, and a Skipped
+/// entry for every named experiment, so nothing is silently lost.
+async fn refuse(
+    events: &EventSink,
+    engines: &Api<DynamicObject>,
+    raw_engine: DynamicObject,
+    record: RunRecord,
+    engine_name: &str,
+    experiments: &[String],
+    report: &EventReport,
+) -> Result<(), RunError> {
+    let (writer, _, _) = EngineWriter::spawn(engines.clone(), raw_engine, record);
+    let at = now();
+    let entries = experiments
+        .iter()
+        .map(|name| ExperimentEntry {
+            name: name.clone(),
+            runner: format!("{engine_name}-runner"),
+            experiment_pod: "N/A".into(),
+            status: "Skipped".into(),
+            verdict: "Fail".into(),
+            last_update_time: at.clone(),
+        })
+        .collect();
+    writer
+        .commit(StatusChange {
+            entries,
+            ..Default::default()
+        })
+        .await?;
+    if let Err(error) = events.emit(report).await {
+        tracing::warn!(%error, reason = %report.reason, "could not emit the event");
+    }
+    Ok(())
+}
+
+/// Reports an env that names an engine but cannot be run (empty or duplicate
+/// `EXPERIMENT_LIST` entries) to that engine, then exits 0: a restart would not change it.
+pub async fn report_bad_env(
+    client: &kube::Client,
+    env: &BTreeMap<String, String>,
+    error: &crate::config::ConfigError,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let (Some(name), Some(namespace)) = (env.get("CHAOSENGINE"), env.get("CHAOS_NAMESPACE")) else {
+        return ExitCode::from(crate::cli::EXIT_BAD_INPUT);
+    };
+    let engines: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &engine_resource());
+    let what = format!("get ChaosEngine {name}");
+    let raw_engine = match call_opt(&what, || engines.get(name)).await {
+        Ok(Some(engine)) => engine,
+        Ok(None) => {
+            tracing::error!(engine = %name, "ChaosEngine not found: the env error cannot be reported to it");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read the ChaosEngine");
+            return ExitCode::from(crate::cli::EXIT_RETRY);
+        }
+    };
+    let events = EventSink::new(
+        client.clone(),
+        EngineRef {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            uid: raw_engine.metadata.uid.clone().unwrap_or_default(),
+        },
+        true,
+    );
+    let report = EventReport {
+        kind: EventType::Warning,
+        reason: "EnvParseError".into(),
+        message: format!("The runner's environment is invalid, no experiment runs: {error}"),
+        key: format!("env/{error}"),
+    };
+    let mut record = RunRecord::new("none".into(), now());
+    record.failure = Some(error.to_string());
+    let mut experiments: Vec<String> = Vec::new();
+    for item in env
+        .get("EXPERIMENT_LIST")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+    {
+        if !item.is_empty() && !experiments.iter().any(|e| e == item) {
+            experiments.push(item.to_string());
+        }
+    }
+    match refuse(
+        &events,
+        &engines,
+        raw_engine,
+        record,
+        name,
+        &experiments,
+        &report,
+    )
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "could not report the env error");
+            ExitCode::from(crate::cli::EXIT_RETRY)
+        }
+    }
+}
+
+/// A flag that turns true on SIGTERM or SIGINT: the run aborts cleanly (checkpoint, delete its
+/// Jobs, final status) and exits 0 within the pod's grace period.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::warn!("SIGINT received"),
+        }
+        tx.send_replace(true);
+        // Keep the sender alive so receivers see `true`, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+impl RunEnd {
+    /// The run's last log lines: one per attempt.
+    pub fn log(&self) {
+        match self {
+            RunEnd::Finished { outcomes } => {
+                for (attempt, outcome) in outcomes {
+                    tracing::info!(%attempt, %outcome, "experiment finished");
+                }
+                tracing::info!(experiments = outcomes.len(), "run finished");
+            }
+            RunEnd::EngineGone => tracing::warn!("the ChaosEngine is gone; nothing more to do"),
+            RunEnd::PlanRejected(message) => tracing::error!(%message, "run refused: invalid plan"),
+        }
+    }
+}
+
+async fn ensure_exporter(
+    client: &kube::Client,
+    events: &EventSink,
+    engine: &ChaosEngine,
+    settings: &crate::exporter::ExporterSettings,
+) {
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: crate::crd::API_VERSION.to_string(),
+        kind: "ChaosEngine".to_string(),
+        name: engine.metadata.name.clone().unwrap_or_default(),
+        uid: engine.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let report = match Ok::<_, String>(owner) {
+        Ok(owner) => match crate::exporter::ensure(client, settings, &owner).await {
+            Ok((deployment, service)) => EventReport {
+                kind: EventType::Normal,
+                reason: "ChaosExporterReady".into(),
+                message: format!(
+                    "chaos-exporter Deployment {deployment:?} and Service {service:?} ({})",
+                    settings.image
+                ),
+                key: "chaos-exporter".into(),
+            },
+            Err(error) => EventReport {
+                kind: EventType::Warning,
+                reason: "ChaosExporterFailed".into(),
+                message: format!("Could not create the chaos-exporter: {error}"),
+                key: "chaos-exporter-failed".into(),
+            },
+        },
+        Err(error) => EventReport {
+            kind: EventType::Warning,
+            reason: "ChaosExporterFailed".into(),
+            message: format!("Could not create the chaos-exporter: {error}"),
+            key: "chaos-exporter-failed".into(),
+        },
+    };
+    tracing::info!(reason = %report.reason, "{}", report.message);
+    if let Err(error) = events.emit(&report).await {
+        tracing::warn!(%error, "could not emit the exporter event");
+    }
+}
+
+/// Starts attempts as the scheduler allows until every item of the plan is terminal.
+async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, RunError> {
+    let mut states: BTreeMap<String, ItemState> = BTreeMap::new();
+    let mut outcomes: BTreeMap<String, String> = BTreeMap::new();
+    let mut running: JoinSet<(String, Result<AttemptEnd, RunError>)> = JoinSet::new();
+    let mut abort = context.abort.clone();
+    loop {
+        let aborting = abort.borrow_and_update().clone();
+        let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
+        let decision = schedule::decide(plan, &states, now_ms);
+        let mut to_start = decision.start.clone();
+        let mut to_skip = decision.skip.clone();
+        if let Some(reason) = &aborting {
+            // Nothing new starts; items never started end Aborted.
+            for item in &plan.items {
+                if matches!(states.get(&item.key), None | Some(ItemState::Waiting)) {
+                    to_skip.push((
+                        item.key.clone(),
+                        format!("aborted before it started: {reason}"),
+                    ));
+                }
+            }
+            to_start.clear();
+        }
+        for key in to_start {
+            let Some(item) = plan.items.iter().find(|i| i.key == key) else {
+                continue;
+            };
+            states.insert(key.clone(), ItemState::Running);
+            let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
+            running.spawn(async move { (key, runner.run().await) });
+        }
+        for (key, reason) in to_skip {
+            let Some(item) = plan.items.iter().find(|i| i.key == key) else {
+                continue;
+            };
+            let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
+            let end = runner.skip_unstarted(&reason, aborting.is_some()).await?;
+            outcomes.insert(key.clone(), end.summary());
+            states.insert(key, end.item_state());
+        }
+        if decision.done && running.is_empty() {
+            break;
+        }
+        if running.is_empty()
+            && aborting.is_some()
+            && plan
+                .items
+                .iter()
+                .all(|i| states.get(&i.key).is_some_and(ItemState::is_terminal))
+        {
+            break;
+        }
+        let wake = decision
+            .wake_at_ms
+            .map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
+        tokio::select! {
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                let (key, result) = joined.map_err(|e| RunError::Engine {
+                    name: context.config.engine_name.clone(),
+                    message: format!("an experiment task failed: {e}"),
+                })?;
+                let end = result?;
+                outcomes.insert(key.clone(), end.summary());
+                states.insert(key, end.item_state());
+            }
+            _ = sleep_opt(wake) => {}
+            changed = abort.changed(), if aborting.is_none() => { let _ = changed; }
+        }
+    }
+    Ok(RunEnd::Finished {
+        outcomes: outcomes.into_iter().collect(),
+    })
+}
+
+async fn sleep_opt(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}

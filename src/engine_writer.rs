@@ -1,0 +1,336 @@
+//! The only writer of the ChaosEngine: one task that turns status changes from every experiment
+//! into few compare-and-swap JSON merge patches.
+//!
+//! Changes that arrive while a patch is in flight are coalesced into the next one (group
+//! commit), so 100 experiments in flight do not mean 100 patches. Every patch carries
+//! `metadata.resourceVersion`: on 409 the engine is read again, the runner's fields are laid
+//! over the fresh copy and the patch is retried. Only the runner's own fields are sent:
+//! `status.experiments` (arrays are replaced whole by a merge patch, hence the CAS),
+//! `status.chaosRunner` and the audit annotation. The stock CRD has no status subresource, so
+//! status is patched on the main resource.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::api::{ApiError, call, call_opt};
+use crate::record::{AUDIT_ANNOTATION, AuditEntry, RunRecord, STATUS_KEY};
+
+/// How often a patch may meet a conflict before the write fails.
+const CONFLICT_LIMIT: usize = 20;
+
+/// One experiment's entry in `status.experiments` (contract §2 strings).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentEntry {
+    pub name: String,
+    pub runner: String,
+    pub experiment_pod: String,
+    pub status: String,
+    pub verdict: String,
+    pub last_update_time: String,
+}
+
+/// Changes to lay over the engine in one write.
+#[derive(Debug, Default, Clone)]
+pub struct StatusChange {
+    /// Upserted by name into `status.experiments`.
+    pub entries: Vec<ExperimentEntry>,
+    /// Attempt checkpoints by attempt key.
+    pub checkpoints: Vec<(String, Value)>,
+    /// The run plan, once.
+    pub plan: Option<Value>,
+    pub audit: Vec<AuditEntry>,
+}
+
+impl StatusChange {
+    fn absorb(&mut self, other: StatusChange) {
+        self.entries.extend(other.entries);
+        self.checkpoints.extend(other.checkpoints);
+        if other.plan.is_some() {
+            self.plan = other.plan;
+        }
+        self.audit.extend(other.audit);
+    }
+}
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("ChaosEngine {0} no longer exists")]
+    EngineGone(String),
+    #[error("writing ChaosEngine {name}: {message}")]
+    Api { name: String, message: String },
+    #[error("writing ChaosEngine {0}: still conflicting after {CONFLICT_LIMIT} attempts")]
+    Conflicts(String),
+    #[error("the ChaosEngine writer has stopped")]
+    Stopped,
+}
+
+struct Request {
+    change: StatusChange,
+    done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct EngineWriter {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+/// Counters for the benchmark and the logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    pub patches: u64,
+    pub conflicts: u64,
+    pub changes: u64,
+}
+
+impl EngineWriter {
+    /// Starts the writer over `engine` (as last read) and the run's `record`. The returned
+    /// receiver always holds the newest copy of the engine the writer has seen (from its own
+    /// patch answers and re-reads) — `None` once the engine is gone.
+    pub fn spawn(
+        api: Api<DynamicObject>,
+        engine: DynamicObject,
+        record: RunRecord,
+    ) -> (
+        EngineWriter,
+        watch::Receiver<Option<DynamicObject>>,
+        watch::Receiver<WriterStats>,
+    ) {
+        let (requests, inbox) = mpsc::unbounded_channel();
+        let (engine_tx, engine_rx) = watch::channel(Some(engine.clone()));
+        let (stats_tx, stats_rx) = watch::channel(WriterStats::default());
+        let task = WriterTask {
+            api,
+            name: engine.metadata.name.clone().unwrap_or_default(),
+            engine,
+            record,
+            entries: BTreeMap::new(),
+            engine_tx,
+            stats_tx,
+            stats: WriterStats::default(),
+        };
+        tokio::spawn(task.run(inbox));
+        (EngineWriter { requests }, engine_rx, stats_rx)
+    }
+
+    /// Writes `change` and returns once it is stored in the engine (or could not be).
+    pub async fn commit(&self, change: StatusChange) -> Result<(), WriteError> {
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(Request { change, done })
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+struct WriterTask {
+    api: Api<DynamicObject>,
+    name: String,
+    engine: DynamicObject,
+    record: RunRecord,
+    /// Entries this run has written, by experiment name, laid over every fresh copy.
+    entries: BTreeMap<String, ExperimentEntry>,
+    engine_tx: watch::Sender<Option<DynamicObject>>,
+    stats_tx: watch::Sender<WriterStats>,
+    stats: WriterStats,
+}
+
+impl WriterTask {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>) {
+        while let Some(first) = inbox.recv().await {
+            let mut change = first.change;
+            let mut waiting = vec![first.done];
+            // Group commit: everything queued while the previous patch was in flight.
+            while let Ok(next) = inbox.try_recv() {
+                change.absorb(next.change);
+                waiting.push(next.done);
+            }
+            self.stats.changes += waiting.len() as u64;
+            let result = self.write(change).await;
+            let _ = self.stats_tx.send(self.stats);
+            for done in waiting {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+
+    fn absorb(&mut self, change: StatusChange) {
+        for entry in change.entries {
+            self.entries.insert(entry.name.clone(), entry);
+        }
+        for (key, checkpoint) in change.checkpoints {
+            self.record.attempts.insert(key, checkpoint);
+        }
+        if change.plan.is_some() {
+            self.record.plan = change.plan;
+        }
+        self.record.record(change.audit);
+    }
+
+    async fn write(&mut self, change: StatusChange) -> Result<(), WriteError> {
+        self.absorb(change);
+        for _ in 0..CONFLICT_LIMIT {
+            let body = self.patch_body()?;
+            let what = format!("patch ChaosEngine {}", self.name);
+            let patch = Patch::Merge(&body);
+            let params = PatchParams::default();
+            let answer = call(&what, || self.api.patch(&self.name, &params, &patch)).await;
+            self.stats.patches += 1;
+            match answer {
+                Ok(engine) => {
+                    self.engine = engine.clone();
+                    let _ = self.engine_tx.send(Some(engine));
+                    return Ok(());
+                }
+                Err(error) if error.is_conflict() => {
+                    self.stats.conflicts += 1;
+                    self.reread().await?;
+                }
+                Err(error) if error.is_not_found() => return Err(self.gone()),
+                Err(error) => return Err(self.api_error(&error)),
+            }
+        }
+        Err(WriteError::Conflicts(self.name.clone()))
+    }
+
+    async fn reread(&mut self) -> Result<(), WriteError> {
+        let what = format!("get ChaosEngine {}", self.name);
+        match call_opt(&what, || self.api.get(&self.name)).await {
+            Ok(Some(engine)) => {
+                self.engine = engine.clone();
+                let _ = self.engine_tx.send(Some(engine));
+                Ok(())
+            }
+            Ok(None) => Err(self.gone()),
+            Err(error) => Err(self.api_error(&error)),
+        }
+    }
+
+    fn gone(&self) -> WriteError {
+        let _ = self.engine_tx.send(None);
+        WriteError::EngineGone(self.name.clone())
+    }
+
+    fn api_error(&self, error: &ApiError) -> WriteError {
+        WriteError::Api {
+            name: self.name.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    /// The merge patch that lays this run's fields over the engine as last seen.
+    fn patch_body(&self) -> Result<Value, WriteError> {
+        let current = self
+            .engine
+            .data
+            .get("status")
+            .and_then(|s| s.get("experiments"));
+        let experiments = upsert_entries(current, self.entries.values());
+        let trail = serde_json::to_string(&self.record.trail()).map_err(|e| WriteError::Api {
+            name: self.name.clone(),
+            message: format!("encoding the audit trail: {e}"),
+        })?;
+        Ok(json!({
+            "metadata": {
+                "resourceVersion": self.engine.metadata.resource_version,
+                "annotations": { AUDIT_ANNOTATION: trail },
+            },
+            "status": {
+                "experiments": experiments,
+                STATUS_KEY: self.record,
+            },
+        }))
+    }
+}
+
+/// `status.experiments` with `ours` upserted by name: others' entries (and unknown fields of
+/// entries) are kept in place, a new name is appended, no name appears twice.
+pub fn upsert_entries<'a>(
+    current: Option<&Value>,
+    ours: impl IntoIterator<Item = &'a ExperimentEntry>,
+) -> Vec<Value> {
+    let mut list: Vec<Value> = current
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for entry in ours {
+        let fields = match serde_json::to_value(entry) {
+            Ok(Value::Object(fields)) => fields,
+            _ => continue,
+        };
+        let same_name = |v: &Value| v.get("name").and_then(Value::as_str) == Some(&entry.name);
+        match list.iter().position(same_name) {
+            Some(index) => {
+                let mut merged: Map<String, Value> =
+                    list[index].as_object().cloned().unwrap_or_default();
+                merged.extend(fields);
+                list[index] = Value::Object(merged);
+                // Drop later duplicates left by another writer.
+                let mut seen = false;
+                list.retain(|v| {
+                    if same_name(v) {
+                        let keep = !seen;
+                        seen = true;
+                        keep
+                    } else {
+                        true
+                    }
+                });
+            }
+            None => list.push(Value::Object(fields)),
+        }
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, status: &str) -> ExperimentEntry {
+        ExperimentEntry {
+            name: name.into(),
+            runner: "demo-runner".into(),
+            experiment_pod: "N/A".into(),
+            status: status.into(),
+            verdict: "Awaited".into(),
+            last_update_time: "2026-11-25T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn entries_are_upserted_by_name_keeping_others_and_unknown_fields() {
+        let current = json!([
+            {"name": "other", "status": "Completed", "verdict": "Pass"},
+            {"name": "a", "status": "Running", "custom": 1},
+        ]);
+        let list = upsert_entries(
+            Some(&current),
+            [&entry("a", "Completed"), &entry("b", "Running")],
+        );
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0]["name"], "other");
+        assert_eq!(list[1]["status"], "Completed");
+        assert_eq!(list[1]["custom"], 1);
+        assert_eq!(list[1]["experimentPod"], "N/A");
+        assert_eq!(list[2]["name"], "b");
+    }
+
+    #[test]
+    fn duplicate_names_left_by_someone_else_collapse_to_one() {
+        let current = json!([{"name": "a"}, {"name": "a"}]);
+        let list = upsert_entries(Some(&current), [&entry("a", "Running")]);
+        assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn no_current_list_starts_one() {
+        let list = upsert_entries(None, [&entry("a", "Running")]);
+        assert_eq!(list.len(), 1);
+    }
+}

@@ -1,0 +1,169 @@
+//! Kubernetes Events on the ChaosEngine, the runner's audit trail for people.
+//!
+//! core/v1 Events, not `events.k8s.io/v1` (kube's `Recorder`): the Role Litmus users already
+//! have grants only the former (contract §5). Each event has a name derived from the engine and
+//! a caller-given key, so
+//! - a repeat of the same key in this process is aggregated: the existing Event's `count` and
+//!   `lastTimestamp` are patched instead of creating a new one (no flood);
+//! - an event re-sent after a restart for a transition already reported finds its Event already
+//!   there (409) and is not counted twice.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::api::{ApiError, call};
+
+/// Normal or Warning, as Kubernetes Events know them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// One event to report; `key` says what makes two reports "the same event".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventReport {
+    pub kind: EventType,
+    pub reason: String,
+    pub message: String,
+    pub key: String,
+}
+
+/// The ChaosEngine that events are about.
+#[derive(Debug, Clone)]
+pub struct EngineRef {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+}
+
+/// Writes core/v1 Events about one ChaosEngine, aggregating repeats.
+pub struct EventSink {
+    api: Api<Event>,
+    engine: EngineRef,
+    /// `source.component`, `<engine>-runner` as the Go runner sets it.
+    component: String,
+    /// Event name → count already written by this process.
+    written: Mutex<HashMap<String, i32>>,
+    may_patch: bool,
+}
+
+/// FNV-1a, 64 bit: a stable hash for names (std's hasher may change between releases).
+pub fn fnv1a64(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+impl EventSink {
+    pub fn new(client: kube::Client, engine: EngineRef, may_patch: bool) -> EventSink {
+        EventSink {
+            api: Api::namespaced(client, &engine.namespace),
+            component: format!("{}-runner", engine.name),
+            engine,
+            written: Mutex::new(HashMap::new()),
+            may_patch,
+        }
+    }
+
+    /// The Event's name: `<engine>.<16 hex digits>`, stable for one engine uid and key.
+    pub fn event_name(&self, key: &str) -> String {
+        let hash = fnv1a64(&[&self.engine.uid, key]);
+        format!("{}.{hash:016x}", self.engine.name)
+    }
+
+    /// Reports one event. Failures are returned for logging; callers never stop a run for them.
+    pub async fn emit(&self, report: &EventReport) -> Result<(), ApiError> {
+        let name = self.event_name(&report.key);
+        let mut written = self.written.lock().await;
+        let now = Time(Timestamp::now());
+        if let Some(count) = written.get(&name).copied() {
+            if !self.may_patch {
+                return Ok(());
+            }
+            let body = json!({"count": count + 1, "lastTimestamp": now, "message": report.message});
+            let patch = Patch::Merge(&body);
+            let params = PatchParams::default();
+            let what = format!("patch Event {name}");
+            call(&what, || self.api.patch(&name, &params, &patch)).await?;
+            written.insert(name, count + 1);
+            return Ok(());
+        }
+        let event = self.build(&name, report, now);
+        let what = format!("create Event {name} ({})", report.reason);
+        let post = PostParams::default();
+        match call(&what, || self.api.create(&post, &event)).await {
+            Ok(_) => {}
+            // Written before a restart: the transition it reports was already reported.
+            Err(error) if error.is_conflict() => {}
+            Err(error) => return Err(error),
+        }
+        written.insert(name, 1);
+        Ok(())
+    }
+
+    fn build(&self, name: &str, report: &EventReport, now: Time) -> Event {
+        Event {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(self.engine.namespace.clone()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("litmuschaos.io/v1alpha1".into()),
+                kind: Some("ChaosEngine".into()),
+                name: Some(self.engine.name.clone()),
+                namespace: Some(self.engine.namespace.clone()),
+                uid: Some(self.engine.uid.clone()),
+                ..Default::default()
+            },
+            reason: Some(report.reason.clone()),
+            message: Some(report.message.clone()),
+            type_: Some(report.kind.as_str().into()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: None,
+            }),
+            reporting_component: Some("chaos-runner".into()),
+            reporting_instance: Some(self.component.clone()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            event_time: None::<MicroTime>,
+            count: Some(1),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_stable_and_separates_parts() {
+        // Fixed values: a change here would rename every event and Job of running engines.
+        assert_eq!(fnv1a64(&[]), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
+        assert_eq!(fnv1a64(&["uid", "key"]), fnv1a64(&["uid", "key"]));
+    }
+}

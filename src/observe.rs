@@ -1,0 +1,333 @@
+//! Observing the cluster: experiment pods and the ChaosEngine, by watch where the Role permits
+//! it and by polling where it does not. The phase engine sees the same observations either way.
+//!
+//! Polling is kept cheap: one `list pods` per interval for every experiment of the engine (the
+//! pods share the `chaosUID` label), and only while some experiment is being monitored; the
+//! engine is read every few intervals (the writer's patch answers refresh it too).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use tokio::sync::watch;
+
+use crate::api::call;
+
+/// Poll interval for pods when they may not be watched: short enough that a verdict is written
+/// within a second of the pod's end.
+pub const POD_POLL_INTERVAL: Duration = Duration::from_millis(700);
+/// Read the engine every this many pod polls when it may not be watched.
+pub const ENGINE_POLL_EVERY: u32 = 4;
+
+/// What the runner needs to know of an experiment pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    pub name: String,
+    pub job: String,
+    pub phase: PodPhase,
+    /// A reason from a waiting container (`ErrImagePull`, …) or the pod, for messages.
+    pub reason: Option<String>,
+    pub deleting: bool,
+}
+
+/// The pod's state as far as the experiment is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    /// Succeeded, or Running with every experiment container terminated (contract §3.5).
+    Done,
+    Failed,
+}
+
+impl PodView {
+    /// Reads a pod; `None` for pods that are not an experiment Job's.
+    pub fn from_pod(pod: &Pod) -> Option<PodView> {
+        let labels = pod.metadata.labels.as_ref()?;
+        let job = labels
+            .get("job-name")
+            .or_else(|| labels.get("batch.kubernetes.io/job-name"))?
+            .clone();
+        let status = pod.status.as_ref();
+        let statuses = status
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        let experiment_containers: Vec<_> =
+            statuses.iter().filter(|c| c.name.contains(&job)).collect();
+        let all_terminated = !experiment_containers.is_empty()
+            && experiment_containers
+                .iter()
+                .all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()));
+        let phase = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Succeeded") => PodPhase::Done,
+            Some("Failed") => PodPhase::Failed,
+            Some("Running") if all_terminated => PodPhase::Done,
+            Some("Running") => PodPhase::Running,
+            _ => PodPhase::Pending,
+        };
+        let waiting = statuses
+            .iter()
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .next();
+        let reason = waiting.or_else(|| status.and_then(|s| s.reason.clone()));
+        Some(PodView {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            job,
+            phase,
+            reason,
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
+}
+
+/// Experiment pods by Job name, as last observed.
+pub type PodMap = Arc<BTreeMap<String, PodView>>;
+
+fn insert(map: &mut BTreeMap<String, PodView>, view: PodView) {
+    // One pod per Job (backoffLimit 0); if a second shows up, the live one wins.
+    match map.get(&view.job) {
+        Some(existing) if !existing.deleting && view.deleting => {}
+        _ => {
+            map.insert(view.job.clone(), view);
+        }
+    }
+}
+
+/// Label selector of the engine's experiment pods.
+pub fn pod_selector(engine_uid: &str) -> String {
+    format!("chaosUID={engine_uid},job-name")
+}
+
+/// Follows the experiment pods of one engine by watch; publishes the map on every change.
+pub async fn watch_pods(api: Api<Pod>, engine_uid: String, out: watch::Sender<PodMap>) {
+    let config = watcher::Config::default().labels(&pod_selector(&engine_uid));
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    let mut map = BTreeMap::new();
+    let mut init = BTreeMap::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Apply(pod)) => {
+                if let Some(view) = PodView::from_pod(&pod) {
+                    insert(&mut map, view);
+                }
+            }
+            Ok(Event::Delete(pod)) => {
+                if let Some(view) = PodView::from_pod(&pod) {
+                    if map.get(&view.job).is_some_and(|v| v.name == view.name) {
+                        map.remove(&view.job);
+                    }
+                }
+            }
+            Ok(Event::Init) => init.clear(),
+            Ok(Event::InitApply(pod)) => {
+                if let Some(view) = PodView::from_pod(&pod) {
+                    insert(&mut init, view);
+                }
+                continue;
+            }
+            Ok(Event::InitDone) => map = std::mem::take(&mut init),
+            Err(error) => {
+                tracing::warn!(%error, "pod watch interrupted; resuming");
+                continue;
+            }
+        }
+        out.send_replace(Arc::new(map.clone()));
+    }
+}
+
+/// Follows the experiment pods by listing them every [`POD_POLL_INTERVAL`] while `wanted`
+/// says someone is monitoring.
+pub async fn poll_pods(
+    api: Api<Pod>,
+    engine_uid: String,
+    out: watch::Sender<PodMap>,
+    mut wanted: watch::Receiver<usize>,
+) {
+    let params = ListParams::default().labels(&pod_selector(&engine_uid));
+    loop {
+        if *wanted.borrow_and_update() == 0 {
+            if wanted.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        match call("list experiment pods", || api.list(&params)).await {
+            Ok(list) => {
+                let mut map = BTreeMap::new();
+                for view in list.items.iter().filter_map(PodView::from_pod) {
+                    insert(&mut map, view);
+                }
+                out.send_if_modified(|current| {
+                    let changed = **current != map;
+                    if changed {
+                        *current = Arc::new(map);
+                    }
+                    changed
+                });
+            }
+            Err(error) => tracing::warn!(%error, "listing experiment pods failed; polling on"),
+        }
+        tokio::time::sleep(POD_POLL_INTERVAL).await;
+    }
+}
+
+/// What the runner watches the ChaosEngine for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineSignal {
+    Active,
+    /// `spec.engineState: stop`.
+    Stop,
+    /// Deleted, or being deleted (a deletionTimestamp under the operator's finalizer).
+    Deleted,
+}
+
+impl EngineSignal {
+    pub fn of(engine: Option<&DynamicObject>) -> EngineSignal {
+        let Some(engine) = engine else {
+            return EngineSignal::Deleted;
+        };
+        if engine.metadata.deletion_timestamp.is_some() {
+            return EngineSignal::Deleted;
+        }
+        let state = engine
+            .data
+            .get("spec")
+            .and_then(|s| s.get("engineState"))
+            .and_then(|s| s.as_str());
+        if state == Some("stop") {
+            EngineSignal::Stop
+        } else {
+            EngineSignal::Active
+        }
+    }
+}
+
+/// Follows the ChaosEngine by watch, publishing each copy (`None` once deleted).
+pub async fn watch_engine(
+    api: Api<DynamicObject>,
+    name: String,
+    out: watch::Sender<Option<DynamicObject>>,
+) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Apply(engine) | Event::InitApply(engine)) => {
+                out.send_replace(Some(engine));
+            }
+            Ok(Event::Delete(_)) => {
+                out.send_replace(None);
+            }
+            Ok(Event::Init | Event::InitDone) => {}
+            Err(error) => tracing::warn!(%error, "engine watch interrupted; resuming"),
+        }
+    }
+}
+
+/// Follows the ChaosEngine by reading it every `interval`.
+pub async fn poll_engine(
+    api: Api<DynamicObject>,
+    name: String,
+    out: watch::Sender<Option<DynamicObject>>,
+    interval: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let what = format!("get ChaosEngine {name}");
+        match call(&what, || api.get_opt(&name)).await {
+            Ok(found) => {
+                out.send_replace(found);
+            }
+            Err(error) => tracing::warn!(%error, "reading the engine failed; polling on"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_running_pod_whose_experiment_container_ended_is_done() {
+        let p = pod(json!({
+            "metadata": {"name": "exp-abc123-xyz", "labels": {"job-name": "exp-abc123"}},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "exp-abc123", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": {"terminated": {"exitCode": 0}}},
+                {"name": "exp-abc123-sidecar-q1w2e3", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": {"running": {}}}
+            ]}
+        }));
+        let view = PodView::from_pod(&p).unwrap();
+        // The sidecar's name contains the Job name too, so it must end first.
+        assert_eq!(view.phase, PodPhase::Running);
+        let mut p2 = p.clone();
+        p2.status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[1]
+            .state = serde_json::from_value(json!({"terminated": {"exitCode": 0}})).unwrap();
+        assert_eq!(PodView::from_pod(&p2).unwrap().phase, PodPhase::Done);
+    }
+
+    #[test]
+    fn phases_and_reasons_are_read() {
+        let p = pod(json!({
+            "metadata": {"name": "p", "labels": {"job-name": "j"}},
+            "status": {"phase": "Pending", "containerStatuses": [
+                {"name": "j", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+            ]}
+        }));
+        let view = PodView::from_pod(&p).unwrap();
+        assert_eq!(view.phase, PodPhase::Pending);
+        assert_eq!(view.reason.as_deref(), Some("ImagePullBackOff"));
+        let failed = pod(
+            json!({"metadata": {"name": "p", "labels": {"job-name": "j"}}, "status": {"phase": "Failed"}}),
+        );
+        assert_eq!(PodView::from_pod(&failed).unwrap().phase, PodPhase::Failed);
+        let succeeded = pod(
+            json!({"metadata": {"name": "p", "labels": {"job-name": "j"}}, "status": {"phase": "Succeeded"}}),
+        );
+        assert_eq!(PodView::from_pod(&succeeded).unwrap().phase, PodPhase::Done);
+    }
+
+    #[test]
+    fn pods_without_a_job_are_not_experiment_pods() {
+        let runner = pod(json!({"metadata": {"name": "demo-runner", "labels": {"chaosUID": "u"}}}));
+        assert!(PodView::from_pod(&runner).is_none());
+    }
+
+    #[test]
+    fn engine_signals() {
+        let engine = |v: serde_json::Value| -> DynamicObject { serde_json::from_value(v).unwrap() };
+        let active = engine(
+            json!({"apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+            "metadata": {"name": "e"}, "spec": {"engineState": "active"}}),
+        );
+        assert_eq!(EngineSignal::of(Some(&active)), EngineSignal::Active);
+        let stop = engine(
+            json!({"apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+            "metadata": {"name": "e"}, "spec": {"engineState": "stop"}}),
+        );
+        assert_eq!(EngineSignal::of(Some(&stop)), EngineSignal::Stop);
+        let deleting = engine(
+            json!({"apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+            "metadata": {"name": "e", "deletionTimestamp": "2026-11-25T00:00:00Z"}, "spec": {}}),
+        );
+        assert_eq!(EngineSignal::of(Some(&deleting)), EngineSignal::Deleted);
+        assert_eq!(EngineSignal::of(None), EngineSignal::Deleted);
+    }
+}

@@ -879,18 +879,30 @@ pub fn render_plan(plan: &Plan) -> String {
 fn describe_item(item: &PlanItem) -> String {
     let mut parts = vec![format!("iteration {}/{}", item.iteration, item.iterations)];
     let previous = (item.iteration > 1).then(|| item_key(&item.experiment, item.iteration - 1));
-    let mut dependency_experiments: Vec<&str> = Vec::new();
+    // Dependencies on other experiments cover all their iterations: name each experiment once.
+    let mut dependency_experiments: Vec<(&str, usize)> = Vec::new();
     for key in &item.after {
         if Some(key) == previous.as_ref() {
             continue;
         }
         let experiment = key.rsplit_once('#').map_or(key.as_str(), |(name, _)| name);
-        if !dependency_experiments.contains(&experiment) {
-            dependency_experiments.push(experiment);
+        match dependency_experiments
+            .iter_mut()
+            .find(|(name, _)| *name == experiment)
+        {
+            Some((_, attempts)) => *attempts += 1,
+            None => dependency_experiments.push((experiment, 1)),
         }
     }
     if !dependency_experiments.is_empty() {
-        parts.push(format!("after {}", dependency_experiments.join(", ")));
+        let names: Vec<String> = dependency_experiments
+            .iter()
+            .map(|&(name, attempts)| match attempts {
+                1 => name.to_owned(),
+                _ => format!("{name} (all {attempts} iterations)"),
+            })
+            .collect();
+        parts.push(format!("after {}", names.join(", ")));
     }
     if let Some(previous) = previous {
         if item.min_wait_ms > 0 {
@@ -1364,7 +1376,10 @@ mod tests {
             text.contains("a#2  (iteration 2/2; after a#1 + 30s)"),
             "{text}"
         );
-        assert!(text.contains("c#1  (iteration 1/1; after a, b)"), "{text}");
+        assert!(
+            text.contains("c#1  (iteration 1/1; after a (all 2 iterations), b)"),
+            "{text}"
+        );
         assert!(text.contains("stage 3:\n  c#1"), "{text}");
     }
 }

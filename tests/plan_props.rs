@@ -614,13 +614,106 @@ proptest! {
             for dependency in &item.after {
                 prop_assert!(is_terminal(&states, dependency), "{key} before {dependency}");
             }
-            if item.iteration > 1 {
-                if let Some(end) = ended_at(&states, &item_key(&item.experiment, item.iteration - 1)) {
-                    prop_assert!(now >= end + item.min_wait_ms);
-                }
+            if item.iteration > 1
+                && let Some(end) = ended_at(&states, &item_key(&item.experiment, item.iteration - 1))
+            {
+                prop_assert!(now >= end + item.min_wait_ms);
             }
         }
         let all_terminal = plan.items.iter().all(|item| is_terminal(&states, &item.key) || skipped.contains(&item.key));
         prop_assert_eq!(decision.done, all_terminal);
     }
+}
+
+/// The example engines of `fixtures/plans/` and their rendered plans.
+const GOLDEN_PLANS: [&str; 3] = ["diamond", "iterations-interval", "shuffle-seed"];
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/plans")
+        .join(name)
+}
+
+/// `render_plan` of each example engine matches its golden file byte for byte
+/// (`UPDATE_GOLDEN=1` rewrites the golden files instead).
+#[test]
+fn render_plan_matches_the_golden_files() {
+    for name in GOLDEN_PLANS {
+        let text = std::fs::read_to_string(fixture(&format!("{name}.yaml"))).unwrap();
+        let engine: chaos_runner::crd::ChaosEngine = serde_saphyr::from_str(&text).unwrap();
+        let experiments: Vec<String> = engine
+            .spec
+            .experiments
+            .iter()
+            .map(|entry| entry.name.clone())
+            .collect();
+        let annotations = engine.metadata.annotations.unwrap_or_default();
+        let rendered = render_plan(&resolve(&experiments, &annotations, 0).unwrap());
+        let golden = fixture(&format!("{name}.plan.txt"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &rendered).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap();
+        assert_eq!(
+            rendered, expected,
+            "{name}: rendered plan differs from {golden:?}"
+        );
+    }
+}
+
+/// `chaos-runner plan` prints the golden plan; an invalid plan exits 2 naming the file and
+/// the cycle.
+#[test]
+fn plan_command_prints_the_plan_and_rejects_bad_plans() {
+    let binary = env!("CARGO_BIN_EXE_chaos-runner");
+    for name in GOLDEN_PLANS {
+        let output = std::process::Command::new(binary)
+            .arg("plan")
+            .arg("--engine")
+            .arg(fixture(&format!("{name}.yaml")))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {output:?}");
+        let expected = std::fs::read_to_string(fixture(&format!("{name}.plan.txt"))).unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), expected, "{name}");
+    }
+
+    let output = std::process::Command::new(binary)
+        .args([
+            "plan",
+            "--experiments",
+            "pod-cpu-hog,pod-delete",
+            "--engine",
+        ])
+        .arg(fixture("invalid-cycle.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid-cycle.yaml"), "{stderr}");
+    assert!(
+        // The cycle is named from the first experiment of the (overridden) list.
+        stderr.contains("dependency cycle pod-cpu-hog -> pod-delete -> pod-cpu-hog"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+
+    // --experiments overrides the engine's list; --seed is used when the engine sets none.
+    let output = std::process::Command::new(binary)
+        .args([
+            "plan",
+            "--experiments",
+            "node-drain,pod-delete",
+            "--seed",
+            "9",
+            "--engine",
+        ])
+        .arg(fixture("diamond.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("\"pod-cpu-hog\" is not in the experiment list")
+    );
 }

@@ -428,6 +428,8 @@ impl AttemptRunner {
             Effect::ReadResult => self.read_result(checkpoint).await,
             Effect::DeleteJob { job } => self.delete_job(job).await,
             Effect::RetainJob { .. } => Ok(Input::JobRetained),
+            // The entry is queued; the terminal phase that follows at once is flushed with it in
+            // one atomic patch, so "written" and "terminal" become durable together.
             Effect::WriteVerdict(entry) => {
                 let at = now();
                 let entry = self.entry(
@@ -437,7 +439,6 @@ impl AttemptRunner {
                     &at,
                 );
                 self.pending.entries.push(entry);
-                self.flush().await?;
                 Ok(Input::StatusWritten)
             }
             other => Err(RunError::Engine {
@@ -783,7 +784,8 @@ fn is_command(effect: &Effect) -> bool {
     )
 }
 
-/// Reads may go before the checkpoint is stored; side effects and long waits may not.
+/// Reads may go before the checkpoint is stored; side effects and long waits may not. The
+/// verdict entry is not a side effect of its own: it goes out with the terminal checkpoint.
 fn needs_flush_before(command: &Effect) -> bool {
     !matches!(
         command,
@@ -791,5 +793,6 @@ fn needs_flush_before(command: &Effect) -> bool {
             | Effect::CheckDependencies
             | Effect::ReadResult
             | Effect::RetainJob { .. }
+            | Effect::WriteVerdict(_)
     )
 }

@@ -196,6 +196,10 @@ pub async fn run(
         }
     };
 
+    // The plan goes out with the first checkpoint: if the runner stops before that, it is
+    // derived again, identically, from the annotations and the run id.
+    let mut record = record;
+    record.plan = serde_json::to_value(&plan).ok();
     let checkpoints = record.attempts.clone();
     let verdicts_at_start: BTreeMap<String, String> = status
         .and_then(|s| s.get("experiments"))
@@ -225,12 +229,6 @@ pub async fn run(
     let finished_in_trail = crate::attempt::finished_attempts(&record.history);
     let (writer, engine_copies, _stats) =
         EngineWriter::spawn(engines.clone(), raw_engine.clone(), record);
-    writer
-        .commit(StatusChange {
-            plan: serde_json::to_value(&plan).ok(),
-            ..Default::default()
-        })
-        .await?;
 
     // Observers: the engine (stop / deletion) and the experiment pods.
     let (engine_tx, mut engine_rx) = watch::channel(Some(raw_engine.clone()));
@@ -239,6 +237,11 @@ pub async fn run(
         background.spawn(observe::watch_engine(
             engines.clone(),
             config.engine_name.clone(),
+            raw_engine
+                .metadata
+                .resource_version
+                .clone()
+                .unwrap_or_default(),
             engine_tx.clone(),
         ));
     } else {

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event, watcher};
+use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use tokio::sync::watch;
 
 use crate::api::call;
@@ -103,41 +101,102 @@ pub fn pod_selector(engine_uid: &str) -> String {
     format!("chaosUID={engine_uid},job-name")
 }
 
+/// What a watch stream told, after resumption details are handled.
+enum Seen<K> {
+    /// The stream (re)started from scratch: the objects that follow are the whole state.
+    Restart,
+    Applied(K),
+    Deleted(K),
+}
+
+/// One watch request at a time, resumed from the last resourceVersion seen when the server ends
+/// it, restarted from scratch (synthetic ADDED events for what exists) when that version is too
+/// old. Unlike a list-then-watch reflector this costs one request per stream, which matters
+/// when a run makes only a few dozen. `version` is where to start: `""` means "the current
+/// state first", a known resourceVersion means "changes after it".
+async fn watch_stream<K, F>(api: Api<K>, params: WatchParams, mut version: String, mut seen: F)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    F: FnMut(Seen<K>),
+{
+    let mut failures: u32 = 0;
+    loop {
+        if version.is_empty() {
+            seen(Seen::Restart);
+        }
+        let stream = match api.watch(&params, &version).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                failures += 1;
+                let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+                tracing::warn!(%error, ?wait, "watch request failed; retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(WatchEvent::Added(obj) | WatchEvent::Modified(obj)) => {
+                    failures = 0;
+                    version = obj.meta().resource_version.clone().unwrap_or_default();
+                    seen(Seen::Applied(obj));
+                }
+                Ok(WatchEvent::Deleted(obj)) => {
+                    version = obj.meta().resource_version.clone().unwrap_or_default();
+                    seen(Seen::Deleted(obj));
+                }
+                Ok(WatchEvent::Bookmark(mark)) => version = mark.metadata.resource_version,
+                Ok(WatchEvent::Error(status)) if status.code == 410 => {
+                    tracing::info!(
+                        "watch resourceVersion expired; starting from the current state"
+                    );
+                    version.clear();
+                    break;
+                }
+                Ok(WatchEvent::Error(status)) => {
+                    tracing::warn!(code = status.code, message = %status.message, "watch error; resuming");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "watch stream broken; resuming");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn watch_params(selector: WatchParams) -> WatchParams {
+    selector.timeout(WATCH_TIMEOUT_SECONDS)
+}
+
+/// How long the server keeps one watch request open before the runner re-issues it.
+const WATCH_TIMEOUT_SECONDS: u32 = 1800;
+
 /// Follows the experiment pods of one engine by watch; publishes the map on every change.
 pub async fn watch_pods(api: Api<Pod>, engine_uid: String, out: watch::Sender<PodMap>) {
-    let config = watcher::Config::default().labels(&pod_selector(&engine_uid));
-    let mut stream = watcher(api, config).default_backoff().boxed();
+    let params = watch_params(WatchParams::default().labels(&pod_selector(&engine_uid)));
     let mut map = BTreeMap::new();
-    let mut init = BTreeMap::new();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Apply(pod)) => {
+    watch_stream(api, params, String::new(), |seen| {
+        match seen {
+            Seen::Restart => map.clear(),
+            Seen::Applied(pod) => {
                 if let Some(view) = PodView::from_pod(&pod) {
                     insert(&mut map, view);
                 }
             }
-            Ok(Event::Delete(pod)) => {
-                if let Some(view) = PodView::from_pod(&pod) {
-                    if map.get(&view.job).is_some_and(|v| v.name == view.name) {
-                        map.remove(&view.job);
-                    }
+            Seen::Deleted(pod) => {
+                if let Some(view) = PodView::from_pod(&pod)
+                    && map.get(&view.job).is_some_and(|v| v.name == view.name)
+                {
+                    map.remove(&view.job);
                 }
-            }
-            Ok(Event::Init) => init.clear(),
-            Ok(Event::InitApply(pod)) => {
-                if let Some(view) = PodView::from_pod(&pod) {
-                    insert(&mut init, view);
-                }
-                continue;
-            }
-            Ok(Event::InitDone) => map = std::mem::take(&mut init),
-            Err(error) => {
-                tracing::warn!(%error, "pod watch interrupted; resuming");
-                continue;
             }
         }
         out.send_replace(Arc::new(map.clone()));
-    }
+    })
+    .await;
 }
 
 /// Follows the experiment pods by listing them every [`POD_POLL_INTERVAL`] while `wanted`
@@ -207,26 +266,25 @@ impl EngineSignal {
     }
 }
 
-/// Follows the ChaosEngine by watch, publishing each copy (`None` once deleted).
+/// Follows the ChaosEngine by watch from `version` (the copy the runner read at start),
+/// publishing each copy (`None` once deleted).
 pub async fn watch_engine(
     api: Api<DynamicObject>,
     name: String,
+    version: String,
     out: watch::Sender<Option<DynamicObject>>,
 ) {
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher(api, config).default_backoff().boxed();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Apply(engine) | Event::InitApply(engine)) => {
-                out.send_replace(Some(engine));
-            }
-            Ok(Event::Delete(_)) => {
-                out.send_replace(None);
-            }
-            Ok(Event::Init | Event::InitDone) => {}
-            Err(error) => tracing::warn!(%error, "engine watch interrupted; resuming"),
+    let params = watch_params(WatchParams::default().fields(&format!("metadata.name={name}")));
+    watch_stream(api, params, version, |seen| match seen {
+        Seen::Restart => {}
+        Seen::Applied(engine) => {
+            out.send_replace(Some(engine));
         }
-    }
+        Seen::Deleted(_) => {
+            out.send_replace(None);
+        }
+    })
+    .await;
 }
 
 /// Follows the ChaosEngine by reading it every `interval`.

@@ -8,7 +8,28 @@
 //! plan (and the same seeded order) instead of resolving a new one.
 //!
 //! Without any plan annotation the plan is the Go runner's behaviour: the experiment list in
-//! order, one at a time, each once, and a failed experiment does not stop the next one.
+//! order, one at a time, each once, and a failed experiment does not stop the next one. Any plan
+//! annotation switches to the plan's semantics: no dependency unless `after` says so, and a
+//! dependency that did not pass skips its dependents unless `on-dependency-failure: run`.
+//!
+//! ```yaml
+//! metadata:
+//!   annotations:
+//!     chaos-runner.io/max-parallel: "2"        # attempts in flight at once (default 1)
+//!     chaos-runner.io/after: |                 # `b: a, c` = b runs after every iteration of a and c
+//!       pod-cpu-hog: pod-delete
+//!       pod-memory-hog: pod-delete
+//!       pod-network-loss: pod-cpu-hog, pod-memory-hog
+//!     chaos-runner.io/iterations: "pod-delete: 3"   # or a bare "3" for every experiment
+//!     chaos-runner.io/min-interval: "30s"           # end of one iteration -> start of the next
+//!     chaos-runner.io/shuffle: "true"               # shuffle what dependencies leave free
+//!     chaos-runner.io/seed: "42"                    # replay an order exactly
+//!     chaos-runner.io/on-dependency-failure: skip   # or `run`
+//! ```
+//!
+//! Lines may also be separated by `;`. Durations are `<n>ms`, `<n>s`, `<n>m`, `<n>h` or whole
+//! seconds. Other keys under the prefix are rejected (typo protection), except the ones other
+//! parts of the runner read ([`OTHER_RUNNER_ANNOTATIONS`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};

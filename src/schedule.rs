@@ -109,7 +109,8 @@ pub fn decide(plan: &Plan, states: &BTreeMap<String, ItemState>, now_ms: u64) ->
         .iter()
         .filter(|view| matches!(view, View::Running))
         .count();
-    let mut free_slots = (plan.max_parallel as usize).saturating_sub(running);
+    // A plan read back from a damaged checkpoint may say 0: run one at a time, never hang.
+    let mut free_slots = (plan.max_parallel.max(1) as usize).saturating_sub(running);
     let mut decision = Decision::default();
     // Reasons decided in this call; `views` borrows from here for later items' propagation.
     let mut new_reasons: Vec<Option<String>> = vec![None; plan.items.len()];
@@ -335,6 +336,13 @@ mod tests {
         let decision = decide(&plan, &b_done, 31_000);
         assert_eq!(decision.start, ["a#2"]);
         assert_eq!(decision.wake_at_ms, None);
+    }
+
+    #[test]
+    fn zero_max_parallel_from_a_damaged_checkpoint_still_progresses() {
+        let mut plan = plan(&["a", "b"], &[]);
+        plan.max_parallel = 0;
+        assert_eq!(decide(&plan, &BTreeMap::new(), 0).start, ["a#1"]);
     }
 
     #[test]

@@ -67,6 +67,21 @@ pub enum Command {
     /// Print, offline, the run plan of an engine: stages, start order (with the seed),
     /// iterations and waits, from its `chaos-runner.io/` annotations.
     Plan(PlanArgs),
+    /// Print a run's timeline from the cluster: the audit trail of every phase transition, the
+    /// Events on the ChaosEngine, the verdicts and the Jobs left. Works after the run too (the
+    /// trail is kept in the annotation chaos-runner.io/audit).
+    Report(ReportArgs),
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The ChaosEngine's namespace.
+    #[arg(long, short = 'n', env = "CHAOS_NAMESPACE")]
+    pub namespace: String,
+    /// The ChaosEngine's name.
+    #[arg(long, env = "CHAOSENGINE")]
+    pub engine: String,
 }
 
 /// Arguments of `plan`.
@@ -156,6 +171,19 @@ pub fn main() -> ExitCode {
         Some(Command::Transitions(args)) => {
             print!("{}", transitions(args.format));
             ExitCode::SUCCESS
+        }
+        Some(Command::Report(args)) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(report(&args, cli.kubeconfig.as_deref()))
         }
         Some(Command::Plan(args)) => match plan(&args) {
             Ok(text) => {
@@ -267,6 +295,33 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
         }
         Err(error) => {
             tracing::error!(%error, "the run stopped on an infrastructure failure; a restart resumes it");
+            ExitCode::from(EXIT_RETRY)
+        }
+    }
+}
+
+async fn report(args: &ReportArgs, kubeconfig: Option<&Path>) -> ExitCode {
+    let client = match client(kubeconfig).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("error: cannot build a Kubernetes client: {error}");
+            return ExitCode::from(EXIT_RETRY);
+        }
+    };
+    match crate::report::fetch(&client, &args.namespace, &args.engine).await {
+        Ok(Some(view)) => {
+            print!("{}", crate::report::render(&view));
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!(
+                "error: ChaosEngine {}/{} not found",
+                args.namespace, args.engine
+            );
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::from(EXIT_RETRY)
         }
     }

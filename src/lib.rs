@@ -19,4 +19,5 @@ pub mod merge;
 pub mod observe;
 pub mod plan;
 pub mod record;
+pub mod report;
 pub mod schedule;

@@ -1,0 +1,1225 @@
+//! End-to-end tests of the runner binary on the local control plane (issue 5, "Done when"):
+//! a normal run in watch and in poll mode, SIGKILL in each phase that the checkpoint shows,
+//! abort by `engineState: stop`, SIGTERM and engine deletion, and bad input.
+//!
+//! Each test gets its own namespace with `deploy/rbac.yaml`, the Litmus users' Role
+//! (`fixtures/rbac/litmus-user-role.yaml`), the experiments of `fixtures/e2e/experiments.yaml`,
+//! an engine built by [`engine`] and the pod simulator. The runner runs as a child process
+//! exactly as the operator would start it (env only), authenticated as a ServiceAccount.
+//! Needs `--features e2e` and a plane: `eval "$(tests/cluster/plane env)"`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use common::{
+    LitmusKind, RunnerProcess, RunnerSpec, Signal, TestNamespace, engine_status, jobs_by_chaos_uid,
+    pods_by_chaos_uid, wait_until,
+};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use podsim::{SimEventKind, SimulatorHandle};
+use serde_json::{Value, json};
+
+/// The engine of every test (each test has its own namespace).
+const ENGINE: &str = "e2e";
+/// `source.component` of the runner's Events.
+const COMPONENT: &str = "e2e-runner";
+/// deploy/rbac.yaml: the project's Role, with watch.
+const SA_DEPLOY: &str = "chaos-runner";
+/// fixtures/rbac/litmus-user-role.yaml: the Role Litmus users have (no watch, no secrets).
+const SA_LITMUS_USER: &str = "litmus-user-sa";
+/// A whole run of the runner, however it ends.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The brief's bound for an abort: Jobs and pods gone, final status, exit.
+const ABORT_BOUND: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------------
+// Scaffolding
+// ---------------------------------------------------------------------------------------------
+
+/// An engine experiment entry whose env overrides the experiment's (PODSIM_* among them).
+fn experiment(name: &str, env: &[(&str, &str)]) -> Value {
+    let env: Vec<Value> = env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    json!({"name": name, "spec": {"components": {"env": env}}})
+}
+
+/// The ChaosEngine of a test: no appinfo (accepted, TARGETS absent), experiment pods run as
+/// `chaos-runner`.
+fn engine(policy: &str, experiments: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "litmuschaos.io/v1alpha1",
+        "kind": "ChaosEngine",
+        "metadata": {"name": ENGINE},
+        "spec": {
+            "engineState": "active",
+            "chaosServiceAccount": SA_DEPLOY,
+            "jobCleanUpPolicy": policy,
+            "experiments": experiments,
+        }
+    })
+}
+
+/// The usual pair: `e2e-pass` passes, `e2e-fail` fails, each pod running `seconds`.
+fn pass_and_fail(policy: &str, seconds: &str) -> Value {
+    engine(
+        policy,
+        vec![
+            experiment("e2e-pass", &[("PODSIM_SECONDS", seconds)]),
+            experiment("e2e-fail", &[("PODSIM_SECONDS", seconds)]),
+        ],
+    )
+}
+
+/// Every Job the runner's create requests named, as seen by a watch on the namespace's Jobs
+/// (uid → name), so that "one Job per attempt" is checked even for Jobs that came and went.
+#[derive(Clone, Default)]
+struct JobsSeen(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl JobsSeen {
+    fn start(api: Api<Job>) -> (JobsSeen, tokio::task::JoinHandle<()>) {
+        let seen = JobsSeen::default();
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(event) = stream.next().await {
+                let jobs = match event {
+                    Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => vec![job],
+                    Ok(watcher::Event::Delete(job)) => vec![job],
+                    _ => continue,
+                };
+                let mut map = sink.0.lock().unwrap_or_else(|e| e.into_inner());
+                for job in jobs {
+                    if let (Some(uid), Some(name)) = (job.metadata.uid, job.metadata.name) {
+                        map.insert(uid, name);
+                    }
+                }
+            }
+        });
+        (seen, task)
+    }
+
+    /// Job name → how many distinct Jobs (uids) had it.
+    fn by_name(&self) -> BTreeMap<String, usize> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = BTreeMap::new();
+        for name in map.values() {
+            *counts.entry(name.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// One test's world: namespace, simulator, the engine's uid and the runner's kubeconfig.
+struct World {
+    ns: TestNamespace,
+    sim: SimulatorHandle,
+    uid: String,
+    kubeconfig: PathBuf,
+    jobs_seen: JobsSeen,
+    jobs_task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.jobs_task.abort();
+    }
+}
+
+impl World {
+    async fn new(prefix: &str, service_account: &str, engine: Value) -> anyhow::Result<World> {
+        let ns = TestNamespace::create(prefix).await?;
+        ns.apply_yaml("deploy/rbac.yaml").await?;
+        ns.apply_yaml("fixtures/rbac/litmus-user-role.yaml").await?;
+        ns.apply_yaml("fixtures/e2e/experiments.yaml").await?;
+        let (jobs_seen, jobs_task) = JobsSeen::start(ns.api::<Job>());
+        let applied = ns
+            .apply_yaml(&serde_json::to_string_pretty(&engine)?)
+            .await?;
+        let uid = applied
+            .first()
+            .and_then(|e| e.metadata.uid.clone())
+            .ok_or_else(|| anyhow!("the applied engine has no uid"))?;
+        let sim = ns.start_simulator()?;
+        let kubeconfig = ns.sa_kubeconfig(service_account).await?;
+        Ok(World {
+            ns,
+            sim,
+            uid,
+            kubeconfig,
+            jobs_seen,
+            jobs_task,
+        })
+    }
+
+    fn spec(&self, experiments: &[&str], env: &[(&str, &str)]) -> RunnerSpec {
+        RunnerSpec {
+            engine: ENGINE.to_owned(),
+            namespace: self.ns.name().to_owned(),
+            experiments: experiments.iter().map(|e| (*e).to_owned()).collect(),
+            service_account: SA_DEPLOY.to_owned(),
+            env_extra: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            kubeconfig: self.kubeconfig.clone(),
+        }
+    }
+
+    fn spawn(&self, experiments: &[&str], env: &[(&str, &str)]) -> anyhow::Result<RunnerProcess> {
+        RunnerProcess::spawn(&self.spec(experiments, env))
+    }
+
+    async fn status(&self) -> anyhow::Result<Value> {
+        engine_status(&self.ns.client(), self.ns.name(), ENGINE).await
+    }
+
+    async fn engine(&self) -> anyhow::Result<Option<DynamicObject>> {
+        Ok(self
+            .ns
+            .litmus_api(LitmusKind::ChaosEngine)
+            .get_opt(ENGINE)
+            .await?)
+    }
+
+    /// The runner's Events on the engine.
+    async fn events(&self) -> anyhow::Result<Vec<Event>> {
+        let list = self
+            .ns
+            .api::<Event>()
+            .list(&ListParams::default().fields(&format!(
+                "involvedObject.kind=ChaosEngine,involvedObject.name={ENGINE}"
+            )))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.source
+                    .as_ref()
+                    .and_then(|s| s.component.as_deref())
+                    .is_some_and(|c| c == COMPONENT)
+            })
+            .collect())
+    }
+
+    /// Waits until no Job and no pod labelled with the engine's chaosUID is left.
+    async fn wait_no_jobs_or_pods(&self, timeout: Duration) -> anyhow::Result<()> {
+        let client = self.ns.client();
+        wait_until(
+            timeout,
+            "no Job and no pod with the engine's chaosUID",
+            async || {
+                let jobs = jobs_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
+                let pods = pods_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
+                Ok((jobs.is_empty() && pods.is_empty()).then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// Names of the pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`).
+    fn pods_of(&self, exp: &str) -> BTreeSet<String> {
+        let prefix = format!("{exp}-");
+        self.sim
+            .events()
+            .into_iter()
+            .filter(|e| e.pod.starts_with(&prefix) && matches!(e.kind, SimEventKind::Running))
+            .map(|e| e.pod)
+            .collect()
+    }
+
+    /// Successful `create jobs` requests in this namespace, by Job name, from the apiserver's
+    /// audit log; `None` when the plane exports no audit log.
+    fn audited_job_creates(&self) -> anyhow::Result<Option<BTreeMap<String, usize>>> {
+        let Some(path) = common::plane()?.audit_log.clone() else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the audit log {}", path.display()))?;
+        let needle = format!("\"namespace\":\"{}\"", self.ns.name());
+        let mut creates = BTreeMap::new();
+        for line in text.lines().filter(|l| l.contains(&needle)) {
+            let Ok(record) = serde_json::from_str::<Value>(line) else {
+                continue; // a line being written as we read
+            };
+            let object = &record["objectRef"];
+            if record["verb"] == "create"
+                && record["stage"] == "ResponseComplete"
+                && object["resource"] == "jobs"
+                && object["namespace"] == self.ns.name()
+                && record["responseStatus"]["code"] == 201
+            {
+                let name = object["name"].as_str().unwrap_or("?").to_owned();
+                *creates.entry(name).or_insert(0) += 1;
+            }
+        }
+        Ok(Some(creates))
+    }
+}
+
+/// Waits for the runner's exit and checks the code and that it did not panic.
+async fn expect_exit(runner: &mut RunnerProcess, code: i32) -> anyhow::Result<ExitStatus> {
+    let status = runner.wait(RUN_TIMEOUT).await?;
+    let log = runner.output();
+    ensure!(
+        status.code() == Some(code),
+        "runner exited with {status}, expected code {code}; log tail:\n{}",
+        runner.log_tail(40)
+    );
+    ensure!(
+        !log.contains("panicked"),
+        "the runner panicked; log tail:\n{}",
+        runner.log_tail(40)
+    );
+    Ok(status)
+}
+
+fn entries(status: &Value) -> Vec<Value> {
+    status["experiments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Asserts the status has exactly one entry per name in `expected` and nothing else, each with
+/// the contract's fields: `(name, experimentPod, status, verdict)`; `experimentPod` `None`
+/// means "the pod the simulator played for it".
+fn check_entries(
+    world: &World,
+    status: &Value,
+    expected: &[(&str, Option<&str>, &str, &str)],
+) -> anyhow::Result<()> {
+    let found = entries(status);
+    let names: Vec<&str> = found.iter().filter_map(|e| e["name"].as_str()).collect();
+    ensure!(
+        found.len() == expected.len(),
+        "expected {} entries, found {}: {found:#?}",
+        expected.len(),
+        found.len()
+    );
+    for (name, pod, state, verdict) in expected {
+        let matching: Vec<&Value> = found.iter().filter(|e| e["name"] == *name).collect();
+        ensure!(
+            matching.len() == 1,
+            "entry {name}: found {} times in {names:?}",
+            matching.len()
+        );
+        let entry = matching[0];
+        let want_pod = match pod {
+            Some(pod) => (*pod).to_owned(),
+            None => {
+                let played = world.pods_of(name);
+                ensure!(played.len() == 1, "{name}: the simulator played {played:?}");
+                played.into_iter().next().unwrap_or_default()
+            }
+        };
+        ensure!(entry["runner"] == COMPONENT, "{name}: runner in {entry}");
+        ensure!(
+            entry["experimentPod"] == want_pod.as_str(),
+            "{name}: experimentPod in {entry}, want {want_pod}"
+        );
+        ensure!(
+            entry["status"] == *state,
+            "{name}: status in {entry}, want {state}"
+        );
+        ensure!(
+            entry["verdict"] == *verdict,
+            "{name}: verdict in {entry}, want {verdict}"
+        );
+        let time = entry["lastUpdateTime"].as_str().unwrap_or("");
+        ensure!(
+            time.parse::<Timestamp>().is_ok(),
+            "{name}: lastUpdateTime {time:?} is not RFC 3339"
+        );
+    }
+    Ok(())
+}
+
+/// `(attempt, from, to, reason)` of the trail in `status.chaosRunner.history`.
+fn history(status: &Value) -> Vec<(String, String, String, String)> {
+    status["chaosRunner"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            (s("attempt"), s("from"), s("to"), s("reason"))
+        })
+        .collect()
+}
+
+/// The trail in the `chaos-runner.io/audit` annotation, same shape as [`history`].
+fn annotation_history(
+    engine: &DynamicObject,
+) -> anyhow::Result<Vec<(String, String, String, String)>> {
+    let raw = engine
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("chaos-runner.io/audit"))
+        .ok_or_else(|| anyhow!("the engine has no chaos-runner.io/audit annotation"))?;
+    let trail: Value = serde_json::from_str(raw).context("parsing chaos-runner.io/audit")?;
+    Ok(history(&json!({"chaosRunner": trail})))
+}
+
+/// Every transition once; per attempt an unbroken chain from Init to a terminal phase.
+fn check_trail(trail: &[(String, String, String, String)]) -> anyhow::Result<()> {
+    let mut seen = BTreeSet::new();
+    for (attempt, from, to, _) in trail {
+        ensure!(
+            seen.insert((attempt.clone(), from.clone(), to.clone())),
+            "transition {attempt} {from}->{to} recorded twice: {trail:#?}"
+        );
+    }
+    let attempts: BTreeSet<&String> = trail.iter().map(|t| &t.0).collect();
+    for attempt in attempts {
+        let chain: Vec<_> = trail.iter().filter(|t| &t.0 == attempt).collect();
+        ensure!(
+            chain[0].1 == "Init",
+            "{attempt} does not start at Init: {chain:#?}"
+        );
+        for pair in chain.windows(2) {
+            ensure!(
+                pair[0].2 == pair[1].1,
+                "{attempt}: the chain breaks at {pair:#?}"
+            );
+        }
+        let last = &chain[chain.len() - 1].2;
+        ensure!(
+            matches!(last.as_str(), "Completed" | "Skipped" | "Aborted"),
+            "{attempt} ends in {last}: {chain:#?}"
+        );
+    }
+    Ok(())
+}
+
+fn reasons_of(events: &[Event]) -> Vec<String> {
+    let mut reasons: Vec<String> = events
+        .iter()
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    reasons.sort();
+    reasons
+}
+
+fn find_event<'a>(events: &'a [Event], reason: &str) -> Vec<&'a Event> {
+    events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+fn message(event: &Event) -> &str {
+    event.message.as_deref().unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A normal run: one Pass, one Fail
+// ---------------------------------------------------------------------------------------------
+
+/// The run of two experiments, checked all the way: exit 0, entries, trail, one Event per
+/// transition, one Job per experiment, Jobs per policy.
+async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> anyhow::Result<()> {
+    let world = World::new(prefix, service_account, pass_and_fail(policy, "0.5")).await?;
+    let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+
+    let log = runner.output();
+    let mode = if service_account == SA_LITMUS_USER {
+        "poll mode"
+    } else {
+        "watch mode"
+    };
+    ensure!(
+        log.contains(mode),
+        "the log does not say {mode}:\n{}",
+        runner.log_tail(40)
+    );
+
+    let status = world.status().await?;
+    check_entries(
+        &world,
+        &status,
+        &[
+            ("e2e-pass", None, "Completed", "Pass"),
+            ("e2e-fail", None, "Completed", "Fail"),
+        ],
+    )?;
+
+    // The trail: the same in the status and the annotation, every transition once.
+    let trail = history(&status);
+    let engine = world
+        .engine()
+        .await?
+        .ok_or_else(|| anyhow!("engine gone"))?;
+    ensure!(
+        annotation_history(&engine)? == trail,
+        "the annotation's trail differs from status.chaosRunner.history"
+    );
+    check_trail(&trail)?;
+    let attempts: BTreeSet<&str> = trail.iter().map(|t| t.0.as_str()).collect();
+    ensure!(
+        attempts == BTreeSet::from(["e2e-pass#1", "e2e-fail#1"]),
+        "attempts in the trail: {attempts:?}"
+    );
+
+    // One Event per transition, with the transition's reason, written once (count 1).
+    let events = world.events().await?;
+    let mut trail_reasons: Vec<String> = trail.iter().map(|t| t.3.clone()).collect();
+    trail_reasons.sort();
+    ensure!(
+        reasons_of(&events) == trail_reasons,
+        "Event reasons {:?} != trail reasons {trail_reasons:?}",
+        reasons_of(&events)
+    );
+    for event in &events {
+        ensure!(
+            event.count == Some(1),
+            "event counted {:?}: {event:?}",
+            event.count
+        );
+        ensure!(
+            event.type_.as_deref() == Some("Normal"),
+            "not Normal: {event:?}"
+        );
+    }
+
+    // One Job per experiment, named <exp>-<6 chars>; the contract's messages name them.
+    let seen = world.jobs_seen.by_name();
+    ensure!(
+        seen.len() == 2 && seen.values().all(|n| *n == 1),
+        "Jobs seen: {seen:?}"
+    );
+    if let Some(creates) = world.audited_job_creates()? {
+        ensure!(
+            creates == seen,
+            "audit log creates {creates:?} vs Jobs seen {seen:?}"
+        );
+    }
+    for job in seen.keys() {
+        let exp = job
+            .rsplit_once('-')
+            .map(|(exp, suffix)| {
+                ensure!(
+                    suffix.len() == 6
+                        && suffix
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                    "Job name {job} is not <exp>-<6 chars>"
+                );
+                Ok(exp.to_owned())
+            })
+            .ok_or_else(|| anyhow!("Job name {job}"))??;
+        let created = format!("Experiment Job {job} for Chaos Experiment: {exp}");
+        ensure!(
+            find_event(&events, "ExperimentJobCreate")
+                .iter()
+                .any(|e| message(e) == created),
+            "no ExperimentJobCreate event {created:?}"
+        );
+        let checked = format!("Experiment resources validated for Chaos Experiment: {exp}");
+        ensure!(
+            find_event(&events, "ExperimentDependencyCheck")
+                .iter()
+                .any(|e| message(e) == checked),
+            "no ExperimentDependencyCheck event {checked:?}"
+        );
+        let cleanup = if policy == "delete" {
+            format!("Experiment Job: {job} will be deleted")
+        } else {
+            format!("Experiment Job {job} will be retained")
+        };
+        ensure!(
+            find_event(&events, "ExperimentJobCleanUp")
+                .iter()
+                .any(|e| message(e) == cleanup),
+            "no ExperimentJobCleanUp event {cleanup:?}"
+        );
+    }
+
+    // Jobs per policy.
+    let client = world.ns.client();
+    if policy == "delete" {
+        world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
+    } else {
+        let kept: BTreeSet<String> = jobs_by_chaos_uid(&client, world.ns.name(), &world.uid)
+            .await?
+            .into_iter()
+            .filter(|j| j.metadata.deletion_timestamp.is_none())
+            .filter_map(|j| j.metadata.name)
+            .collect();
+        let expected: BTreeSet<String> = seen.keys().cloned().collect();
+        ensure!(
+            kept == expected,
+            "retained Jobs {kept:?}, expected {expected:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_experiments_in_watch_mode_pass_and_fail_then_jobs_are_deleted() -> anyhow::Result<()> {
+    two_experiments("run-watch", SA_DEPLOY, "delete").await
+}
+
+#[tokio::test]
+async fn two_experiments_under_the_litmus_users_role_run_in_poll_mode() -> anyhow::Result<()> {
+    two_experiments("run-poll", SA_LITMUS_USER, "delete").await
+}
+
+#[tokio::test]
+async fn two_experiments_with_policy_retain_keep_their_jobs() -> anyhow::Result<()> {
+    two_experiments("run-retain", SA_DEPLOY, "retain").await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. SIGKILL in each phase the checkpoint shows, then a restart
+// ---------------------------------------------------------------------------------------------
+
+/// Phase of each attempt in `status.chaosRunner.attempts`.
+fn stored_phases(engine: &DynamicObject) -> BTreeMap<String, String> {
+    engine.data["status"]["chaosRunner"]["attempts"]
+        .as_object()
+        .map(|attempts| {
+            attempts
+                .iter()
+                .map(|(k, v)| (k.clone(), v["phase"].as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn send_signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .context("running kill(1)")?;
+    ensure!(status.success(), "kill -s {signal} {pid}: {status}");
+    Ok(())
+}
+
+/// Watches the engine until some attempt's stored phase is `phase`, then freezes the runner
+/// (SIGSTOP, so it cannot move on while we look) and returns the attempt and the phases stored
+/// at that moment.
+async fn freeze_in_phase(
+    world: &World,
+    runner: &mut RunnerProcess,
+    phase: &str,
+) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let api = world.ns.litmus_api(LitmusKind::ChaosEngine);
+    let mut stream = std::pin::pin!(watcher::watch_object(api, ENGINE));
+    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "the stored phase never was {phase}; log:\n{}",
+                    runner.log_tail(30)
+                )
+            })?;
+        let Some(event) = next else {
+            bail!("the engine watch ended")
+        };
+        let Some(engine) = event? else { continue };
+        let phases = stored_phases(&engine);
+        if let Some((attempt, _)) = phases.iter().find(|(_, p)| p.as_str() == phase) {
+            let attempt = attempt.clone();
+            send_signal(runner.pid(), "STOP")?;
+            // What is stored now is what a crash at this instant leaves behind.
+            let engine = world
+                .engine()
+                .await?
+                .ok_or_else(|| anyhow!("engine gone"))?;
+            return Ok((attempt, stored_phases(&engine)));
+        }
+        if let Some(status) = runner.wait_timeout(Duration::ZERO).await? {
+            bail!("the runner exited ({status}) before phase {phase} was stored");
+        }
+    }
+}
+
+/// Kills the runner once with the checkpoint showing `phase`, optionally erases the checkpoint,
+/// starts it again and checks the run converged: exit 0, one Job per attempt ever created,
+/// one entry per experiment with the right verdict, each transition once in the trail.
+async fn sigkill_in(phase: &str, erase_checkpoint: bool) -> anyhow::Result<()> {
+    let prefix = format!(
+        "kill-{}{}",
+        phase.to_lowercase(),
+        if erase_checkpoint { "-erased" } else { "" }
+    );
+    // Pods slow enough that Monitor is caught without hurry.
+    let world = World::new(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
+    let experiments = ["e2e-pass", "e2e-fail"];
+    let mut first = world.spawn(&experiments, &[])?;
+    let (attempt, at_kill) = freeze_in_phase(&world, &mut first, phase).await?;
+    first.kill(Signal::Kill)?;
+    first.wait(Duration::from_secs(10)).await?;
+    ensure!(
+        at_kill.get(&attempt).map(String::as_str) == Some(phase),
+        "missed the window: the checkpoint of {attempt} moved on to {:?} before the runner froze",
+        at_kill.get(&attempt)
+    );
+    eprintln!("{prefix}: killed with {at_kill:?} stored");
+
+    if erase_checkpoint {
+        world
+            .ns
+            .litmus_api(LitmusKind::ChaosEngine)
+            .patch(
+                ENGINE,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"chaosRunner": null}})),
+            )
+            .await
+            .context("erasing status.chaosRunner")?;
+        ensure!(
+            world.status().await?["chaosRunner"].is_null(),
+            "checkpoint not erased"
+        );
+    }
+
+    let mut second = world.spawn(&experiments, &[])?;
+    expect_exit(&mut second, 0).await?;
+    let resumed = if erase_checkpoint {
+        "audit trail"
+    } else {
+        "checkpoint"
+    };
+    ensure!(
+        second
+            .output()
+            .contains(&format!("resuming from the {resumed}")),
+        "the second runner did not resume from the {resumed}:\n{}",
+        second.log_tail(30)
+    );
+
+    let status = world.status().await?;
+    check_entries(
+        &world,
+        &status,
+        &[
+            ("e2e-pass", None, "Completed", "Pass"),
+            ("e2e-fail", None, "Completed", "Fail"),
+        ],
+    )?;
+    check_trail(&history(&status))?;
+    let engine = world
+        .engine()
+        .await?
+        .ok_or_else(|| anyhow!("engine gone"))?;
+    ensure!(
+        annotation_history(&engine)? == history(&status),
+        "annotation and status trails differ"
+    );
+
+    let seen = world.jobs_seen.by_name();
+    ensure!(
+        seen.len() == 2 && seen.values().all(|n| *n == 1),
+        "one Job per attempt expected, Jobs seen (name → uids): {seen:?}"
+    );
+    if let Some(creates) = world.audited_job_creates()? {
+        ensure!(
+            creates == seen,
+            "audit log: successful creates {creates:?}, Jobs seen {seen:?}"
+        );
+    }
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
+    Ok(())
+}
+
+// ValidateDeps, AwaitResult and Verdict cannot be caught by watching the checkpoint: the runner
+// stores a phase only before a side effect or a long wait, so these three (which only read, or
+// whose verdict goes out with the terminal checkpoint) are never the stored phase on their own:
+// Init→ValidateDeps→LaunchJob reach the engine in one write, as do AwaitResult→Cleanup and
+// Verdict→Completed. A crash "in" them is a crash in the stored phase before them.
+
+#[tokio::test]
+async fn sigkill_in_launch_job_then_restart_converges() -> anyhow::Result<()> {
+    sigkill_in("LaunchJob", false).await
+}
+
+#[tokio::test]
+async fn sigkill_in_monitor_then_restart_converges() -> anyhow::Result<()> {
+    sigkill_in("Monitor", false).await
+}
+
+#[tokio::test]
+async fn sigkill_in_cleanup_then_restart_converges() -> anyhow::Result<()> {
+    sigkill_in("Cleanup", false).await
+}
+
+#[tokio::test]
+async fn sigkill_in_launch_job_with_checkpoint_erased_converges() -> anyhow::Result<()> {
+    sigkill_in("LaunchJob", true).await
+}
+
+#[tokio::test]
+async fn sigkill_in_monitor_with_checkpoint_erased_converges() -> anyhow::Result<()> {
+    sigkill_in("Monitor", true).await
+}
+
+#[tokio::test]
+async fn sigkill_in_cleanup_with_checkpoint_erased_converges() -> anyhow::Result<()> {
+    sigkill_in("Cleanup", true).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Abort in Monitor
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abort {
+    Stop,
+    Term,
+    DeleteEngine,
+}
+
+async fn abort_in_monitor(how: Abort) -> anyhow::Result<()> {
+    let prefix = format!("abort-{how:?}").to_lowercase();
+    // The pod runs until someone stops it.
+    let world = World::new(
+        &prefix,
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![experiment("e2e-pass", &[("PODSIM_BEHAVIOUR", "hang")])],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    // In Monitor with the pod running and recorded.
+    wait_until(RUN_TIMEOUT, "Monitor with the pod running", async || {
+        let status = world.status().await?;
+        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
+        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
+    })
+    .await?;
+
+    let started = Instant::now();
+    match how {
+        Abort::Stop => {
+            world
+                .ns
+                .litmus_api(LitmusKind::ChaosEngine)
+                .patch(
+                    ENGINE,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"engineState": "stop"}})),
+                )
+                .await?;
+        }
+        Abort::Term => runner.kill(Signal::Term)?,
+        Abort::DeleteEngine => {
+            world
+                .ns
+                .litmus_api(LitmusKind::ChaosEngine)
+                .delete(ENGINE, &DeleteParams::background())
+                .await?;
+        }
+    }
+    let exit = runner.wait(ABORT_BOUND).await;
+    let exited_after = started.elapsed();
+    let exit = exit?;
+    ensure!(
+        exit.code() == Some(0),
+        "exit {exit}; log:\n{}",
+        runner.log_tail(30)
+    );
+    ensure!(
+        !runner.output().contains("panicked"),
+        "panic:\n{}",
+        runner.log_tail(30)
+    );
+    world
+        .wait_no_jobs_or_pods(ABORT_BOUND.saturating_sub(started.elapsed()))
+        .await
+        .with_context(|| format!("{how:?}: Jobs/pods not gone within {ABORT_BOUND:?}"))?;
+    let cleaned_after = started.elapsed();
+
+    if how != Abort::DeleteEngine {
+        let status = world.status().await?;
+        check_entries(
+            &world,
+            &status,
+            &[("e2e-pass", None, "Forcefully Aborted", "Stopped")],
+        )?;
+        check_trail(&history(&status))?;
+        let trail = history(&status);
+        ensure!(
+            trail
+                .iter()
+                .any(|t| t.2 == "Cleanup" && t.3 == "ExperimentAborted"),
+            "no abort transition in {trail:#?}"
+        );
+        ensure!(
+            !find_event(&world.events().await?, "ExperimentAborted").is_empty(),
+            "no ExperimentAborted event"
+        );
+    } else {
+        ensure!(world.engine().await?.is_none(), "the engine still exists");
+    }
+    eprintln!("{how:?}: exit after {exited_after:?}, Jobs and pods gone after {cleaned_after:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn abort_by_engine_state_stop_in_monitor() -> anyhow::Result<()> {
+    abort_in_monitor(Abort::Stop).await
+}
+
+#[tokio::test]
+async fn abort_by_sigterm_in_monitor() -> anyhow::Result<()> {
+    abort_in_monitor(Abort::Term).await
+}
+
+#[tokio::test]
+async fn abort_by_deleting_the_engine_in_monitor() -> anyhow::Result<()> {
+    abort_in_monitor(Abort::DeleteEngine).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Bad input
+// ---------------------------------------------------------------------------------------------
+
+/// The common end of every bad-input case: no Job left (policy delete) or never created.
+async fn no_orphans(world: &World) -> anyhow::Result<()> {
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+/// One Warning event with `reason` whose message contains every one of `parts`.
+async fn expect_warning(world: &World, reason: &str, parts: &[&str]) -> anyhow::Result<Event> {
+    let events = world.events().await?;
+    let found: Vec<&Event> = find_event(&events, reason);
+    let event = found
+        .iter()
+        .find(|e| parts.iter().all(|p| message(e).contains(p)))
+        .ok_or_else(|| {
+            anyhow!(
+                "no {reason} event containing {parts:?}; events: {:#?}",
+                events
+                    .iter()
+                    .map(|e| format!("{:?} {:?}: {}", e.type_, e.reason, message(e)))
+                    .collect::<Vec<_>>()
+            )
+        })?;
+    ensure!(
+        event.type_.as_deref() == Some("Warning"),
+        "{reason} is not a Warning: {event:?}"
+    );
+    Ok((*event).clone())
+}
+
+#[tokio::test]
+async fn a_missing_chaos_experiment_is_reported_and_the_run_goes_on() -> anyhow::Result<()> {
+    let world = World::new(
+        "bad-noexp",
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![experiment("e2e-absent", &[]), experiment("e2e-pass", &[])],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-absent", "e2e-pass"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    let status = world.status().await?;
+    check_entries(
+        &world,
+        &status,
+        &[
+            (
+                "e2e-absent",
+                Some("N/A"),
+                "ChaosExperiment Not Found",
+                "Fail",
+            ),
+            ("e2e-pass", None, "Completed", "Pass"),
+        ],
+    )?;
+    expect_warning(&world, "ExperimentNotFound", &["e2e-absent"]).await?;
+    ensure!(
+        world
+            .jobs_seen
+            .by_name()
+            .keys()
+            .all(|j| !j.starts_with("e2e-absent")),
+        "a Job was created for the missing experiment: {:?}",
+        world.jobs_seen.by_name()
+    );
+    no_orphans(&world).await
+}
+
+/// An engine override naming a ConfigMap or Secret (`kind`: "configMaps" / "secrets").
+fn engine_with_volume(kind: &str, name: &str) -> Value {
+    let mut exp = experiment("e2e-pass", &[]);
+    exp["spec"]["components"][kind] = json!([{"name": name, "mountPath": "/mnt/e2e"}]);
+    engine("delete", vec![exp])
+}
+
+/// The dependency check fails: entry Skipped/Fail, Warning ExperimentSkipped naming the object
+/// and the engine field, no Job ever created.
+async fn dependency_skipped(
+    world: &World,
+    runner: &mut RunnerProcess,
+    parts: &[&str],
+) -> anyhow::Result<()> {
+    expect_exit(runner, 0).await?;
+    let status = world.status().await?;
+    check_entries(
+        world,
+        &status,
+        &[("e2e-pass", Some("N/A"), "Skipped", "Fail")],
+    )?;
+    expect_warning(world, "ExperimentSkipped", parts).await?;
+    ensure!(
+        world.jobs_seen.by_name().is_empty(),
+        "Jobs created: {:?}",
+        world.jobs_seen.by_name()
+    );
+    if let Some(creates) = world.audited_job_creates()? {
+        ensure!(creates.is_empty(), "Jobs created (audit log): {creates:?}");
+    }
+    no_orphans(world).await
+}
+
+#[tokio::test]
+async fn a_missing_configmap_skips_the_experiment_naming_it() -> anyhow::Result<()> {
+    let world = World::new(
+        "bad-cm",
+        SA_DEPLOY,
+        engine_with_volume("configMaps", "e2e-absent-cm"),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    dependency_skipped(
+        &world,
+        &mut runner,
+        &[
+            "ConfigMap e2e-absent-cm",
+            "spec.experiments[0].spec.components.configMaps[0]",
+            "not found",
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_missing_secret_skips_the_experiment_naming_it() -> anyhow::Result<()> {
+    let world = World::new(
+        "bad-secret",
+        SA_DEPLOY,
+        engine_with_volume("secrets", "e2e-absent-secret"),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    dependency_skipped(
+        &world,
+        &mut runner,
+        &[
+            "Secret e2e-absent-secret",
+            "spec.experiments[0].spec.components.secrets[0]",
+            "not found",
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_secret_the_litmus_users_role_cannot_read_is_a_named_failure() -> anyhow::Result<()> {
+    let world = World::new(
+        "bad-secret-role",
+        SA_LITMUS_USER,
+        engine_with_volume("secrets", "e2e-secret"),
+    )
+    .await?;
+    // The secret exists: the failure is about permission, not absence.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "e2e-secret"}, "stringData": {"key": "value"}
+    }))?;
+    world
+        .ns
+        .api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    dependency_skipped(
+        &world,
+        &mut runner,
+        &[
+            "Secret e2e-secret",
+            "spec.experiments[0].spec.components.secrets[0]",
+            "cannot be checked",
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_existing_configmap_passes_the_dependency_check() -> anyhow::Result<()> {
+    // The counterpart of the missing-ConfigMap case, so that one cannot pass by skipping always.
+    let world = World::new(
+        "ok-cm",
+        SA_LITMUS_USER,
+        engine_with_volume("configMaps", "e2e-cm"),
+    )
+    .await?;
+    let config_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "e2e-cm"}, "data": {"k": "v"}}))?;
+    world
+        .ns
+        .api::<ConfigMap>()
+        .create(&PostParams::default(), &config_map)
+        .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    let status = world.status().await?;
+    check_entries(&world, &status, &[("e2e-pass", None, "Completed", "Pass")])?;
+    no_orphans(&world).await
+}
+
+#[tokio::test]
+async fn a_crashing_pod_is_skipped_with_error_and_cleaned_up() -> anyhow::Result<()> {
+    let world = World::new(
+        "bad-crash",
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![experiment("e2e-pass", &[("PODSIM_BEHAVIOUR", "crash")])],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    let status = world.status().await?;
+    check_entries(&world, &status, &[("e2e-pass", None, "Skipped", "Error")])?;
+    let pod = world
+        .pods_of("e2e-pass")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    expect_warning(&world, "ChaosContainerWatchNotPermitted", &[&pod]).await?;
+    no_orphans(&world).await
+}
+
+#[tokio::test]
+async fn a_result_that_never_comes_times_out_and_is_cleaned_up() -> anyhow::Result<()> {
+    let world = World::new(
+        "bad-hang",
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![experiment("e2e-pass", &[("PODSIM_BEHAVIOUR", "hang")])],
+        ),
+    )
+    .await?;
+    let started = Instant::now();
+    let mut runner = world.spawn(&["e2e-pass"], &[("CHAOS_RUNNER_MONITOR_TIMEOUT", "2")])?;
+    expect_exit(&mut runner, 0).await?;
+    let took = started.elapsed();
+    ensure!(
+        took < Duration::from_secs(20),
+        "the 2 s Monitor deadline took {took:?}"
+    );
+    let status = world.status().await?;
+    check_entries(&world, &status, &[("e2e-pass", None, "Skipped", "Error")])?;
+    expect_warning(&world, "ExperimentTimedOut", &[]).await?;
+    let trail = history(&status);
+    check_trail(&trail)?;
+    ensure!(
+        trail
+            .iter()
+            .any(|t| t.1 == "Monitor" && t.2 == "AwaitResult" && t.3 == "ExperimentTimedOut"),
+        "no deadline transition: {trail:#?}"
+    );
+    no_orphans(&world).await
+}
+
+/// An EXPERIMENT_LIST the runner cannot run: Warning EnvParseError, the failure recorded in
+/// `status.chaosRunner.failure`, exit 0, nothing created.
+async fn env_parse_error(prefix: &str, list: &[&str]) -> anyhow::Result<()> {
+    let world = World::new(prefix, SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let mut runner = world.spawn(list, &[])?;
+    expect_exit(&mut runner, 0).await?;
+    expect_warning(&world, "EnvParseError", &["EXPERIMENT_LIST"]).await?;
+    let status = world.status().await?;
+    let failure = status["chaosRunner"]["failure"].as_str().unwrap_or("");
+    ensure!(
+        failure.contains("EXPERIMENT_LIST"),
+        "status.chaosRunner.failure = {failure:?}"
+    );
+    ensure!(
+        world.jobs_seen.by_name().is_empty(),
+        "Jobs created: {:?}",
+        world.jobs_seen.by_name()
+    );
+    no_orphans(&world).await
+}
+
+#[tokio::test]
+async fn a_duplicate_experiment_list_is_an_env_parse_error() -> anyhow::Result<()> {
+    env_parse_error("bad-dup-list", &["e2e-pass", "e2e-pass"]).await
+}
+
+#[tokio::test]
+async fn an_experiment_list_with_an_empty_entry_is_an_env_parse_error() -> anyhow::Result<()> {
+    env_parse_error("bad-empty-item", &["e2e-pass", ""]).await
+}
+
+#[tokio::test]
+async fn an_empty_experiment_list_is_an_env_parse_error() -> anyhow::Result<()> {
+    // The operator omits empty env values: EXPERIMENT_LIST is simply absent.
+    env_parse_error("bad-empty-list", &[]).await
+}
+
+#[tokio::test]
+async fn a_missing_engine_exits_0_with_a_clear_log() -> anyhow::Result<()> {
+    let world = World::new("bad-noengine", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let mut spec = world.spec(&["e2e-pass"], &[]);
+    spec.engine = "e2e-absent-engine".to_owned();
+    let mut runner = RunnerProcess::spawn(&spec)?;
+    expect_exit(&mut runner, 0).await?;
+    let log = runner.output();
+    ensure!(
+        log.contains("ChaosEngine not found") && log.contains("e2e-absent-engine"),
+        "the log does not say which engine is missing:\n{log}"
+    );
+    ensure!(
+        world.jobs_seen.by_name().is_empty(),
+        "Jobs created: {:?}",
+        world.jobs_seen.by_name()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_env_without_an_engine_exits_2() -> anyhow::Result<()> {
+    let world = World::new("bad-noenv", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let mut spec = world.spec(&["e2e-pass"], &[]);
+    spec.engine = String::new(); // omitted, as the operator omits empty values
+    let mut runner = RunnerProcess::spawn(&spec)?;
+    expect_exit(&mut runner, 2).await?;
+    ensure!(
+        runner.output().contains("CHAOSENGINE"),
+        "the log does not name CHAOSENGINE"
+    );
+    ensure!(
+        world.status().await?.is_null(),
+        "the engine's status was written"
+    );
+    Ok(())
+}

@@ -797,6 +797,7 @@ async fn runner_process_starts_the_binary_as_the_service_account() -> anyhow::Re
         "empty values are omitted"
     );
 
+    let audit = common::AuditCursor::now()?;
     let mut runner = RunnerProcess::spawn(&spec)?;
     assert!(runner.pid() > 0);
     let status = runner.wait(Duration::from_secs(60)).await?;
@@ -810,6 +811,17 @@ async fn runner_process_starts_the_binary_as_the_service_account() -> anyhow::Re
         output.contains("smoke-engine"),
         "the output names the engine:\n{output}"
     );
+    // The apiserver saw the runner's requests as the ServiceAccount (when the plane audits).
+    if let Some(audit) = audit {
+        let user = format!("system:serviceaccount:{}:chaos-runner", ns.name());
+        common::wait_until(
+            Duration::from_secs(5),
+            "the runner's requests in the audit log",
+            async || Ok((!audit.requests_by(&user)?.is_empty()).then_some(())),
+        )
+        .await
+        .with_context(|| format!("runner output:\n{output}"))?;
+    }
     Ok(())
 }
 

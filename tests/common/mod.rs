@@ -805,3 +805,52 @@ impl RunnerProcess {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
+
+/// A position in the plane's audit log: the requests the apiserver recorded after it.
+#[derive(Debug, Clone)]
+pub struct AuditCursor {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl AuditCursor {
+    /// The end of the audit log now; `None` when the plane exports no audit log.
+    pub fn now() -> anyhow::Result<Option<AuditCursor>> {
+        let Some(path) = plane()?.audit_log.clone() else {
+            return Ok(None);
+        };
+        let offset = fs::metadata(&path)
+            .with_context(|| format!("reading audit log {}", path.display()))?
+            .len();
+        Ok(Some(AuditCursor { path, offset }))
+    }
+
+    /// Every audit event written since the cursor, one per request (stage ResponseComplete,
+    /// deduplicated by auditID; a watch still open has none yet).
+    pub fn requests(&self) -> anyhow::Result<Vec<Value>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = fs::File::open(&self.path)
+            .with_context(|| format!("opening audit log {}", self.path.display()))?;
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .with_context(|| format!("reading audit log {}", self.path.display()))?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["stage"] == "ResponseComplete")
+            .filter(|event| seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned()))
+            .collect())
+    }
+
+    /// The requests since the cursor made by `username` (e.g.
+    /// `system:serviceaccount:<ns>:chaos-runner`).
+    pub fn requests_by(&self, username: &str) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .requests()?
+            .into_iter()
+            .filter(|event| event["user"]["username"] == username)
+            .collect())
+    }
+}

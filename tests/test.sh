@@ -57,12 +57,17 @@ finish() {
 # The running step, in its own process group so that a signal stops all of it (cargo does not
 # pass signals on to the test binaries and the processes they start).
 current_step_pid=""
+current_step_name=""
+current_step_started=0
 on_signal() {
   local code="$1"
   if [[ -n "$current_step_pid" ]]; then
     echo "interrupted: stopping the running step (process group $current_step_pid)" >&2
     kill -TERM -- "-$current_step_pid" 2>/dev/null || true
     wait "$current_step_pid" 2>/dev/null || true
+    step_names+=("$current_step_name")
+    step_times+=($(($(now_ms) - current_step_started)))
+    step_results+=(interrupted)
   fi
   exit "$code"
 }
@@ -79,6 +84,8 @@ step() {
   local started status=0
   started="$(now_ms)"
   # Background + wait: `wait` returns at once on a signal, so the trap runs without delay.
+  current_step_name="$name"
+  current_step_started="$started"
   setsid "$@" </dev/null &
   current_step_pid=$!
   wait "$current_step_pid" || status=$?
@@ -107,7 +114,7 @@ plane_env="$("$PLANE" env)"
 eval "$plane_env"
 export KUBECONFIG CHAOS_PLANE_AUDIT_LOG CHAOS_PLANE_DIR CHAOS_PLANE_KUBECTL
 export CHAOS_PLANE_REPO="$REPO_ROOT"
-printf '%s\nexport CHAOS_PLANE_REPO=%s\n' "$plane_env" "$REPO_ROOT" >&2
+echo "export CHAOS_PLANE_REPO=$REPO_ROOT" >&2
 
 step "cargo clippy" cargo clippy --workspace --all-targets --features e2e -- -D warnings
 step "cargo test (unit, property, e2e)" cargo test --workspace --features e2e

@@ -657,10 +657,22 @@ async fn freeze_in_phase(
 /// starts it again and checks the run converged: exit 0, one Job per attempt ever created,
 /// one entry per experiment with the right verdict, each transition once in the trail.
 async fn sigkill_in(phase: &str, erase_checkpoint: bool) -> anyhow::Result<()> {
+    sigkill_in_then(phase, erase_checkpoint, false).await
+}
+
+/// [`sigkill_in`], and with `delete_job` the test also deletes the attempt's Job before the
+/// restart: the cluster as a runner leaves it when it dies in Cleanup right after its delete
+/// call went out, before the next checkpoint (a window too short to hit by timing).
+async fn sigkill_in_then(
+    phase: &str,
+    erase_checkpoint: bool,
+    delete_job: bool,
+) -> anyhow::Result<()> {
     let prefix = format!(
-        "kill-{}{}",
+        "kill-{}{}{}",
         phase.to_lowercase(),
-        if erase_checkpoint { "-erased" } else { "" }
+        if erase_checkpoint { "-erased" } else { "" },
+        if delete_job { "-deleted" } else { "" }
     );
     // Pods slow enough that Monitor is caught without hurry.
     let world = World::new(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
@@ -675,6 +687,19 @@ async fn sigkill_in(phase: &str, erase_checkpoint: bool) -> anyhow::Result<()> {
         at_kill.get(&attempt)
     );
     eprintln!("{prefix}: killed with {at_kill:?} stored");
+
+    if delete_job {
+        let jobs = world.ns.api::<Job>();
+        for job in world.jobs_seen.by_name().keys() {
+            let params = DeleteParams::foreground();
+            match jobs.delete(job, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(error).context(format!("deleting Job {job}")),
+            }
+        }
+        world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
+    }
 
     if erase_checkpoint {
         world
@@ -708,6 +733,17 @@ async fn sigkill_in(phase: &str, erase_checkpoint: bool) -> anyhow::Result<()> {
         second.log_tail(30)
     );
 
+    let seen = world.jobs_seen.by_name();
+    ensure!(
+        seen.len() == 2 && seen.values().all(|n| *n == 1),
+        "one Job per attempt expected, Jobs seen (name → uids): {seen:?}"
+    );
+    if let Some(creates) = world.audited_job_creates()? {
+        ensure!(
+            creates == seen,
+            "audit log: successful creates {creates:?}, Jobs seen {seen:?}"
+        );
+    }
     let status = world.status().await?;
     check_entries(
         &world,
@@ -727,17 +763,6 @@ async fn sigkill_in(phase: &str, erase_checkpoint: bool) -> anyhow::Result<()> {
         "annotation and status trails differ"
     );
 
-    let seen = world.jobs_seen.by_name();
-    ensure!(
-        seen.len() == 2 && seen.values().all(|n| *n == 1),
-        "one Job per attempt expected, Jobs seen (name → uids): {seen:?}"
-    );
-    if let Some(creates) = world.audited_job_creates()? {
-        ensure!(
-            creates == seen,
-            "audit log: successful creates {creates:?}, Jobs seen {seen:?}"
-        );
-    }
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
     Ok(())
 }
@@ -776,6 +801,17 @@ async fn sigkill_in_monitor_with_checkpoint_erased_converges() -> anyhow::Result
 #[tokio::test]
 async fn sigkill_in_cleanup_with_checkpoint_erased_converges() -> anyhow::Result<()> {
     sigkill_in("Cleanup", true).await
+}
+
+#[tokio::test]
+async fn sigkill_in_cleanup_after_the_job_was_deleted_converges() -> anyhow::Result<()> {
+    sigkill_in_then("Cleanup", false, true).await
+}
+
+#[tokio::test]
+async fn sigkill_in_cleanup_after_the_job_was_deleted_with_checkpoint_erased_converges()
+-> anyhow::Result<()> {
+    sigkill_in_then("Cleanup", true, true).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -475,16 +475,11 @@ impl AttemptRunner {
 
     /// The merged experiment; read again after a restart.
     async fn experiment_run(&mut self) -> Result<Result<ExperimentRun, String>, RunError> {
-        if self.run.is_none() {
-            match self.fetch_experiment().await? {
-                Input::ExperimentMissing => {
-                    self.run = Some(Err(format!(
-                        "ChaosExperiment {} not found",
-                        self.key.experiment
-                    )));
-                }
-                _ => {}
-            }
+        if self.run.is_none() && self.fetch_experiment().await? == Input::ExperimentMissing {
+            self.run = Some(Err(format!(
+                "ChaosExperiment {} not found",
+                self.key.experiment
+            )));
         }
         Ok(self
             .run

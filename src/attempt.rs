@@ -150,6 +150,49 @@ pub fn finished_attempts(history: &[AuditEntry]) -> Vec<String> {
         .collect()
 }
 
+/// Where an attempt without a checkpoint starts again, from what its audit trail says it
+/// reached. Only facts the cluster still holds are used: the deterministic Job name, the pod
+/// named in the status entry, and the ChaosResult (which outlives the Job). A Job that was
+/// created (the trail reached Monitor) and may already be gone is not created again: the attempt
+/// goes on from reading its result. Otherwise it starts over at Init, which creates nothing
+/// that could not be adopted.
+pub fn rebuilt_phase(
+    history: &[AuditEntry],
+    attempt: &str,
+    job: &str,
+    pod_in_entry: Option<&str>,
+) -> states::Phase {
+    let reached = |phase: &str| {
+        history
+            .iter()
+            .any(|e| e.attempt == attempt && e.to == phase)
+    };
+    let pod = pod_in_entry
+        .filter(|pod| pod.starts_with(&format!("{job}-")))
+        .map(str::to_string);
+    let past_monitor = ["AwaitResult", "Cleanup", "Verdict"]
+        .iter()
+        .any(|phase| reached(phase));
+    if reached("Monitor") && past_monitor {
+        states::Phase::AwaitResult {
+            job: job.to_string(),
+            pod,
+            end: states::PodEnd::Succeeded,
+        }
+    } else if reached("Monitor") {
+        states::Phase::Monitor {
+            job: job.to_string(),
+            pod,
+        }
+    } else if reached("LaunchJob") {
+        states::Phase::LaunchJob {
+            job: job.to_string(),
+        }
+    } else {
+        states::Phase::Init
+    }
+}
+
 /// Drives one attempt.
 pub struct AttemptRunner {
     context: Arc<RunContext>,
@@ -193,12 +236,27 @@ impl AttemptRunner {
                     message: format!("checkpoint of {}: {e}", self.key.key),
                 })
             }
-            None => Ok(Checkpoint::new(
-                self.key.experiment.clone(),
-                self.key.instance.clone(),
-                self.key.iteration,
-                now(),
-            )),
+            None => {
+                let mut checkpoint = Checkpoint::new(
+                    self.key.experiment.clone(),
+                    self.key.instance.clone(),
+                    self.key.iteration,
+                    now(),
+                );
+                checkpoint.phase = rebuilt_phase(
+                    &self.context.history_at_start,
+                    &self.key.key,
+                    &self.job_name(),
+                    self.context
+                        .pods_at_start
+                        .get(&self.key.experiment)
+                        .map(String::as_str),
+                );
+                if checkpoint.phase != states::Phase::Init {
+                    tracing::info!(phase = %checkpoint.phase.kind(), "no checkpoint: resuming from the audit trail");
+                }
+                Ok(checkpoint)
+            }
         }
     }
 
@@ -790,4 +848,77 @@ fn needs_flush_before(command: &Effect) -> bool {
             | Effect::RetainJob { .. }
             | Effect::WriteVerdict(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trail(attempt: &str, phases: &[&str]) -> Vec<AuditEntry> {
+        phases
+            .windows(2)
+            .map(|pair| AuditEntry {
+                attempt: attempt.into(),
+                from: pair[0].into(),
+                to: pair[1].into(),
+                reason: "r".into(),
+                at: "t".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_attempt_never_seen_starts_at_init() {
+        assert_eq!(rebuilt_phase(&[], "a#1", "a-x1", None), states::Phase::Init);
+        let other = trail("b#1", &["Init", "ValidateDeps", "LaunchJob", "Monitor"]);
+        assert_eq!(
+            rebuilt_phase(&other, "a#1", "a-x1", None),
+            states::Phase::Init
+        );
+    }
+
+    #[test]
+    fn a_launched_attempt_adopts_or_creates_its_job() {
+        let history = trail("a#1", &["Init", "ValidateDeps", "LaunchJob"]);
+        assert_eq!(
+            rebuilt_phase(&history, "a#1", "a-x1", None),
+            states::Phase::LaunchJob { job: "a-x1".into() }
+        );
+    }
+
+    #[test]
+    fn a_monitored_attempt_keeps_its_pod_from_the_entry() {
+        let history = trail("a#1", &["Init", "ValidateDeps", "LaunchJob", "Monitor"]);
+        assert_eq!(
+            rebuilt_phase(&history, "a#1", "a-x1", Some("a-x1-q2w3e")),
+            states::Phase::Monitor {
+                job: "a-x1".into(),
+                pod: Some("a-x1-q2w3e".into())
+            }
+        );
+        // A pod of another Job in the entry is not this attempt's.
+        assert_eq!(
+            rebuilt_phase(&history, "a#1", "a-x1", Some("a-zz9-q2w3e")),
+            states::Phase::Monitor {
+                job: "a-x1".into(),
+                pod: None
+            }
+        );
+    }
+
+    #[test]
+    fn past_monitor_the_job_is_never_created_again() {
+        for last in ["AwaitResult", "Cleanup", "Verdict"] {
+            let mut phases = vec!["Init", "ValidateDeps", "LaunchJob", "Monitor"];
+            phases.push(last);
+            let history = trail("a#1", &phases);
+            assert!(
+                matches!(
+                    rebuilt_phase(&history, "a#1", "a-x1", None),
+                    states::Phase::AwaitResult { .. }
+                ),
+                "after {last}"
+            );
+        }
+    }
 }

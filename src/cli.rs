@@ -254,7 +254,11 @@ pub const ENV_MONITOR_TIMEOUT: &str = "CHAOS_RUNNER_MONITOR_TIMEOUT";
 pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) -> ExitCode {
     let config = RunnerConfig::from_env(&env);
     match &config {
-        Err(error @ crate::config::ConfigError::Missing { .. }) => {
+        Err(
+            error @ crate::config::ConfigError::Missing {
+                variable: crate::config::ENV_CHAOSENGINE | crate::config::ENV_CHAOS_NAMESPACE,
+            },
+        ) => {
             tracing::error!(%error, "invalid runner environment: no engine to report to");
             return ExitCode::from(EXIT_BAD_INPUT);
         }

@@ -77,6 +77,10 @@ pub struct RunContext {
     pub finished_in_trail: Vec<String>,
     /// `status.experiments[].verdict` by experiment name, as found at start.
     pub verdicts_at_start: BTreeMap<String, String>,
+    /// `status.experiments[].experimentPod` by experiment name, as found at start.
+    pub pods_at_start: BTreeMap<String, String>,
+    /// The audit trail as found at start, for attempts whose checkpoint is gone.
+    pub history_at_start: Vec<crate::record::AuditEntry>,
     pub cleanup: chaos_runner_states::CleanupPolicy,
 }
 
@@ -201,21 +205,26 @@ pub async fn run(
     let mut record = record;
     record.plan = serde_json::to_value(&plan).ok();
     let checkpoints = record.attempts.clone();
-    let verdicts_at_start: BTreeMap<String, String> = status
-        .and_then(|s| s.get("experiments"))
-        .and_then(|e| e.as_array())
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|e| {
-                    Some((
-                        e.get("name")?.as_str()?.to_string(),
-                        e.get("verdict")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let entry_field = |field: &str| -> BTreeMap<String, String> {
+        status
+            .and_then(|s| s.get("experiments"))
+            .and_then(|e| e.as_array())
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|e| {
+                        Some((
+                            e.get("name")?.as_str()?.to_string(),
+                            e.get(field)?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let verdicts_at_start = entry_field("verdict");
+    let pods_at_start = entry_field("experimentPod");
+    let history_at_start = record.history.clone();
     let cleanup = if engine
         .spec
         .job_clean_up_policy
@@ -326,6 +335,8 @@ pub async fn run(
         checkpoints,
         finished_in_trail,
         verdicts_at_start,
+        pods_at_start,
+        history_at_start,
         cleanup,
     });
     let outcome = execute_plan(&context, &plan).await;

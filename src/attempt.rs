@@ -252,6 +252,13 @@ impl AttemptRunner {
                         .get(&self.key.experiment)
                         .map(String::as_str),
                 );
+                // The verdict entry names the pod from `observed`, not from the phase.
+                checkpoint.observed.pod = match &checkpoint.phase {
+                    states::Phase::Monitor { pod, .. } | states::Phase::AwaitResult { pod, .. } => {
+                        pod.clone()
+                    }
+                    _ => None,
+                };
                 if checkpoint.phase != states::Phase::Init {
                     tracing::info!(phase = %checkpoint.phase.kind(), "no checkpoint: resuming from the audit trail");
                 }

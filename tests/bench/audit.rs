@@ -1,0 +1,145 @@
+//! Reading the kube-apiserver's audit log (JSON lines, policy level `Metadata`): which requests
+//! one identity made, when, with which verb on which resource.
+//!
+//! Every request is counted once, by `auditID`: a plain request is logged at stage
+//! `ResponseComplete`; a watch is logged at `ResponseStarted` when it opens and at
+//! `ResponseComplete` only when it ends (perhaps after the run), so its first stage counts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
+
+/// One API request as the audit log recorded it.
+#[derive(Debug, Clone)]
+pub struct AuditRequest {
+    /// `get`, `list`, `watch`, `create`, `patch`, `delete`...
+    pub verb: String,
+    /// `resource[/subresource]`, with the API group when there is one (`jobs.batch`); the
+    /// request path for non-resource requests (`/version`).
+    pub resource: String,
+    /// When the apiserver received the request.
+    pub received: SystemTime,
+    /// When the stage that counts was reached (response complete; for a watch: started).
+    pub answered: SystemTime,
+    /// HTTP status code, when logged.
+    pub code: Option<u16>,
+}
+
+impl AuditRequest {
+    /// `verb resource`, the key of the per-kind breakdown.
+    pub fn kind(&self) -> String {
+        format!("{} {}", self.verb, self.resource)
+    }
+}
+
+/// The audit log's current length: requests logged after this offset are new.
+pub fn end_offset(path: &Path) -> anyhow::Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("audit log {}", path.display()))?
+        .len())
+}
+
+/// The requests of user `username` logged after byte `from`, in the order they were received.
+pub fn requests_of(path: &Path, from: u64, username: &str) -> anyhow::Result<Vec<AuditRequest>> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    file.seek(SeekFrom::Start(from))
+        .with_context(|| format!("seeking {} to {from}", path.display()))?;
+    let mut requests: Vec<AuditRequest> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut line_number = 0usize;
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        // A line without its newline is still being written: it belongs to a later read.
+        if read == 0 || !line.ends_with('\n') {
+            break;
+        }
+        line_number += 1;
+        let event: Value = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}: line {line_number} after offset {from} is not JSON",
+                path.display()
+            )
+        })?;
+        if event["user"]["username"].as_str() != Some(username) {
+            continue;
+        }
+        let stage = event["stage"].as_str().unwrap_or_default();
+        if stage != "ResponseStarted" && stage != "ResponseComplete" {
+            continue;
+        }
+        let audit_id = event["auditID"].as_str().unwrap_or_default().to_owned();
+        let at = |field: &str| -> anyhow::Result<SystemTime> {
+            let text = event[field]
+                .as_str()
+                .ok_or_else(|| anyhow!("audit event {audit_id}: no {field}"))?;
+            parse_time(text).with_context(|| format!("audit event {audit_id}: {field}"))
+        };
+        let code = event["responseStatus"]["code"]
+            .as_u64()
+            .and_then(|c| u16::try_from(c).ok());
+        if let Some(&index) = by_id.get(&audit_id) {
+            // The watch's end: keep its start, but take the final code if the start had none.
+            if requests[index].code.is_none() {
+                requests[index].code = code;
+            }
+            continue;
+        }
+        let object = &event["objectRef"];
+        let resource = match object["resource"].as_str() {
+            Some(resource) => {
+                let mut text = resource.to_owned();
+                if let Some(sub) = object["subresource"].as_str() {
+                    text = format!("{text}/{sub}");
+                }
+                match object["apiGroup"].as_str() {
+                    Some(group) if !group.is_empty() => format!("{text}.{group}"),
+                    _ => text,
+                }
+            }
+            None => event["requestURI"]
+                .as_str()
+                .map(|uri| uri.split('?').next().unwrap_or(uri).to_owned())
+                .unwrap_or_else(|| "?".to_owned()),
+        };
+        by_id.insert(audit_id.clone(), requests.len());
+        requests.push(AuditRequest {
+            verb: event["verb"].as_str().unwrap_or("?").to_owned(),
+            resource,
+            received: at("requestReceivedTimestamp")?,
+            answered: at("stageTimestamp")?,
+            code,
+        });
+    }
+    requests.sort_by_key(|r| r.received);
+    Ok(requests)
+}
+
+/// Counts by `verb resource`, sorted by key.
+pub fn by_kind(requests: &[AuditRequest]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for request in requests {
+        *counts.entry(request.kind()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// An RFC 3339 timestamp (the audit log's `2026-11-25T22:08:56.915055Z`) as a `SystemTime`.
+pub fn parse_time(text: &str) -> anyhow::Result<SystemTime> {
+    let timestamp: Timestamp = text
+        .parse()
+        .with_context(|| format!("not an RFC 3339 timestamp: {text:?}"))?;
+    let nanos = u64::try_from(timestamp.as_nanosecond())
+        .map_err(|_| anyhow!("timestamp before 1970: {text:?}"))?;
+    Ok(UNIX_EPOCH + Duration::from_nanos(nanos))
+}

@@ -1,0 +1,396 @@
+//! One measured run of the runner binary against the local control plane: the runner as a child
+//! process, the pod simulator playing the experiment pods, the engine followed with the admin
+//! client, the runner's memory sampled from `/proc`, its requests read from the audit log.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, anyhow};
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use podsim::SimEventKind;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::audit::{self, AuditRequest};
+use crate::common::{LitmusKind, RunnerProcess, RunnerSpec, TestNamespace, plane};
+
+/// How long the sampler waits between two reads of `/proc/<pid>/status`.
+const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// An experiment of the run and the verdict its simulated pod is scripted to produce.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub experiment: String,
+    pub verdict: String,
+}
+
+/// What one run of the runner measured.
+#[derive(Debug)]
+pub struct RunMeasurement {
+    /// The mode line the runner logged (`watch mode…` / `poll mode: …`).
+    pub mode_logged: Option<String>,
+    /// The exit status, as text, and whether it was 0.
+    pub exit: String,
+    pub exit_ok: bool,
+    /// Process spawn to exit.
+    pub wall: Duration,
+    /// Per experiment: expected verdict and the one in the final `status.experiments`.
+    pub verdicts: Vec<(Expected, Option<String>)>,
+    /// Every request the runner's identity made, from the audit log.
+    pub requests: Vec<AuditRequest>,
+    /// Per experiment: pod completion (podsim) → first engine copy with that entry final.
+    pub verdict_latency: Vec<(String, f64)>,
+    /// Last pod completion → first engine copy with every entry final, in ms.
+    pub all_final_after_last_completion_ms: Option<f64>,
+    /// Process spawn → first / last `create jobs` answered (audit `stageTimestamp`), in ms.
+    pub first_job_ms: Option<f64>,
+    pub last_job_ms: Option<f64>,
+    /// Requests received while some experiment pod was running, and the seconds that covers.
+    pub monitoring: Option<(usize, f64)>,
+    /// The last `VmHWM` read before the process exited, in KiB.
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl RunMeasurement {
+    pub fn verdicts_right(&self) -> usize {
+        self.verdicts
+            .iter()
+            .filter(|(expected, got)| got.as_deref() == Some(expected.verdict.as_str()))
+            .count()
+    }
+
+    /// Requests with this verb on this resource (`verb resource`, as [`AuditRequest::kind`]).
+    pub fn count(&self, kind: &str) -> usize {
+        self.requests.iter().filter(|r| r.kind() == kind).count()
+    }
+}
+
+/// Runs the runner once in `namespace` (engine, experiments and RBAC already there) and
+/// measures it. `expected` lists every experiment of the run.
+pub async fn measure_run(
+    namespace: &TestNamespace,
+    spec: &RunnerSpec,
+    expected: &[Expected],
+    timeout: Duration,
+) -> anyhow::Result<RunMeasurement> {
+    let audit_log = plane()?
+        .audit_log
+        .clone()
+        .ok_or_else(|| anyhow!("CHAOS_PLANE_AUDIT_LOG is not set: no audit log to count from"))?;
+    let username = runner_username(spec)?;
+    let simulator = namespace.start_simulator()?;
+
+    // Follow the engine from before the start, so the first copy with a verdict is seen.
+    let engine_log = Arc::new(Mutex::new(EngineLog::default()));
+    let (copies_tx, mut copies_rx) = watch::channel(0usize);
+    let follower = tokio::spawn(follow_engine(
+        namespace.litmus_api(LitmusKind::ChaosEngine),
+        spec.engine.clone(),
+        expected.len(),
+        engine_log.clone(),
+        copies_tx,
+    ));
+    tokio::time::timeout(Duration::from_secs(20), copies_rx.wait_for(|n| *n > 0))
+        .await
+        .context("the admin watch did not deliver the engine within 20 s")?
+        .context("the engine follower stopped")?;
+
+    let audit_from = audit::end_offset(&audit_log)?;
+    let spawned_at = SystemTime::now();
+    let mut runner = RunnerProcess::spawn(spec)?;
+    let (stop_sampler, stop_rx) = watch::channel(false);
+    let sampler = tokio::spawn(sample_peak_rss(runner.pid(), stop_rx));
+
+    let exited = runner.wait_timeout(timeout).await;
+    let wall = runner.elapsed();
+    stop_sampler.send_replace(true);
+    let peak_rss_kib = sampler.await.context("the RSS sampler panicked")?;
+    let status = match exited {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            return Err(anyhow!(
+                "the runner did not finish within {timeout:?}; log {}:\n{}",
+                runner.log_path().display(),
+                runner.log_tail(30)
+            ));
+        }
+        Err(error) => return Err(error),
+    };
+
+    // The final status may reach the admin watch a moment after the runner has exited.
+    let settle = Instant::now() + Duration::from_secs(3);
+    while engine_log
+        .lock()
+        .map_err(|_| anyhow!("engine log poisoned"))?
+        .all_final_at
+        .is_none()
+        && Instant::now() < settle
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    follower.abort();
+    // The apiserver writes the audit event of a request when it answers; give the last
+    // answers a moment to reach the file.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = audit::requests_of(&audit_log, audit_from, &username)?;
+    let sim_events = simulator.events();
+    simulator.stop().await;
+    let engine_log = engine_log
+        .lock()
+        .map_err(|_| anyhow!("engine log poisoned"))?
+        .clone();
+
+    // Experiment → its pod: the entry's experimentPod, else the pod named `<experiment>-…`.
+    let entries: BTreeMap<String, &Value> = engine_log
+        .last_entries
+        .iter()
+        .filter_map(|entry| Some((entry["name"].as_str()?.to_owned(), entry)))
+        .collect();
+    let completed: BTreeMap<&str, (Instant, SystemTime)> = sim_events
+        .iter()
+        .filter(|e| matches!(e.kind, SimEventKind::Completed { .. }))
+        .map(|e| (e.pod.as_str(), (e.instant, e.at)))
+        .collect();
+    let running: BTreeMap<&str, SystemTime> = sim_events
+        .iter()
+        .filter(|e| matches!(e.kind, SimEventKind::Running))
+        .map(|e| (e.pod.as_str(), e.at))
+        .collect();
+    let pod_of = |experiment: &str| -> Option<String> {
+        let named = entries
+            .get(experiment)
+            .and_then(|entry| entry["experimentPod"].as_str())
+            .filter(|pod| completed.contains_key(pod))
+            .map(str::to_owned);
+        named.or_else(|| {
+            let prefix = format!("{experiment}-");
+            completed
+                .keys()
+                .find(|pod| {
+                    pod.strip_prefix(&prefix)
+                        .is_some_and(|rest| rest.matches('-').count() == 1)
+                })
+                .map(|pod| (*pod).to_owned())
+        })
+    };
+
+    let verdicts = expected
+        .iter()
+        .map(|e| {
+            let got = entries
+                .get(&e.experiment)
+                .and_then(|entry| entry["verdict"].as_str())
+                .map(str::to_owned);
+            (e.clone(), got)
+        })
+        .collect();
+    let mut verdict_latency = Vec::new();
+    for e in expected {
+        let (Some(pod), Some(verdict_at)) = (
+            pod_of(&e.experiment),
+            engine_log.first_final.get(&e.experiment),
+        ) else {
+            continue;
+        };
+        if let Some((completed_at, _)) = completed.get(pod.as_str()) {
+            verdict_latency.push((e.experiment.clone(), signed_ms(*verdict_at, *completed_at)));
+        }
+    }
+    let last_completion = completed.values().map(|(instant, _)| *instant).max();
+    let all_final_after_last_completion_ms = match (engine_log.all_final_at, last_completion) {
+        (Some(done), Some(last)) => Some(signed_ms(done, last)),
+        _ => None,
+    };
+
+    let job_times: Vec<f64> = requests
+        .iter()
+        .filter(|r| r.verb == "create" && r.resource == "jobs.batch")
+        .filter_map(|r| r.answered.duration_since(spawned_at).ok())
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    let first_job_ms = job_times.iter().copied().reduce(f64::min);
+    let last_job_ms = job_times.iter().copied().reduce(f64::max);
+
+    // Monitoring: the union of the intervals in which a pod was Running (podsim's writes).
+    let windows: Vec<(SystemTime, SystemTime)> = running
+        .iter()
+        .filter_map(|(pod, start)| Some((*start, completed.get(pod)?.1)))
+        .collect();
+    let monitoring = merged(windows).map(|intervals| {
+        let seconds: f64 = intervals
+            .iter()
+            .filter_map(|(from, to)| to.duration_since(*from).ok())
+            .map(|d| d.as_secs_f64())
+            .sum();
+        let inside = requests
+            .iter()
+            .filter(|r| {
+                intervals
+                    .iter()
+                    .any(|(from, to)| r.received >= *from && r.received <= *to)
+            })
+            .count();
+        (inside, seconds)
+    });
+
+    let output = runner.output();
+    Ok(RunMeasurement {
+        mode_logged: mode_line(&output),
+        exit: status.to_string(),
+        exit_ok: status.success(),
+        wall,
+        verdicts,
+        requests,
+        verdict_latency,
+        all_final_after_last_completion_ms,
+        first_job_ms,
+        last_job_ms,
+        monitoring,
+        peak_rss_kib,
+    })
+}
+
+/// The username the apiserver logs for the runner: the ServiceAccount of its kubeconfig.
+fn runner_username(spec: &RunnerSpec) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(&spec.kubeconfig)
+        .with_context(|| format!("reading {}", spec.kubeconfig.display()))?;
+    let kubeconfig: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not the JSON kubeconfig", spec.kubeconfig.display()))?;
+    kubeconfig["users"][0]["name"]
+        .as_str()
+        .filter(|name| name.starts_with("system:serviceaccount:"))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no ServiceAccount user (expected a kubeconfig from sa_kubeconfig)",
+                spec.kubeconfig.display()
+            )
+        })
+}
+
+/// `later - earlier` in milliseconds, negative when `later` came first.
+fn signed_ms(later: Instant, earlier: Instant) -> f64 {
+    match later.checked_duration_since(earlier) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -(earlier.duration_since(later).as_secs_f64() * 1000.0),
+    }
+}
+
+/// Merges overlapping intervals; `None` when there are none.
+fn merged(mut intervals: Vec<(SystemTime, SystemTime)>) -> Option<Vec<(SystemTime, SystemTime)>> {
+    intervals.sort();
+    let mut out: Vec<(SystemTime, SystemTime)> = Vec::new();
+    for (from, to) in intervals {
+        match out.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => out.push((from, to)),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The runner's log line naming its mode: the text from `watch mode` / `poll mode` to the
+/// end of that string in the JSON log line.
+fn mode_line(output: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let start = line.find("watch mode").or_else(|| line.find("poll mode"))?;
+        let rest = &line[start..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        Some(rest[..end].to_owned())
+    })
+}
+
+/// What the admin watch saw of the engine.
+#[derive(Debug, Default, Clone)]
+struct EngineLog {
+    /// Per experiment: when the first copy with a final verdict arrived.
+    first_final: BTreeMap<String, Instant>,
+    /// When the first copy with every expected entry final arrived.
+    all_final_at: Option<Instant>,
+    /// `status.experiments` of the last copy.
+    last_entries: Vec<Value>,
+}
+
+/// A verdict the runner writes only once the experiment is over.
+fn is_final(verdict: &str) -> bool {
+    matches!(verdict, "Pass" | "Fail" | "Error" | "Stopped")
+}
+
+/// Watches one engine with the admin client and timestamps, on arrival, each entry's first final
+/// verdict. `copies` counts the copies seen.
+async fn follow_engine(
+    api: Api<DynamicObject>,
+    name: String,
+    expected_entries: usize,
+    log: Arc<Mutex<EngineLog>>,
+    copies: watch::Sender<usize>,
+) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+    while let Some(item) = stream.next().await {
+        let arrived = Instant::now();
+        let engine = match item {
+            Ok(engine) => engine,
+            Err(error) => {
+                eprintln!("bench: watch of engine {name}: {error}; retrying");
+                continue;
+            }
+        };
+        let entries: Vec<Value> = engine
+            .data
+            .get("status")
+            .and_then(|s| s.get("experiments"))
+            .and_then(|e| e.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let Ok(mut log) = log.lock() else { return };
+        let mut final_count = 0;
+        for entry in &entries {
+            let (Some(experiment), Some(verdict)) =
+                (entry["name"].as_str(), entry["verdict"].as_str())
+            else {
+                continue;
+            };
+            if is_final(verdict) {
+                final_count += 1;
+                log.first_final
+                    .entry(experiment.to_owned())
+                    .or_insert(arrived);
+            }
+        }
+        if final_count >= expected_entries && log.all_final_at.is_none() {
+            log.all_final_at = Some(arrived);
+        }
+        log.last_entries = entries;
+        drop(log);
+        copies.send_modify(|n| *n += 1);
+    }
+}
+
+/// Reads `VmHWM` (peak resident set) of `pid` every [`RSS_SAMPLE_INTERVAL`] until told to stop
+/// or the process is gone; the last value read is the peak.
+async fn sample_peak_rss(pid: u32, mut stop: watch::Receiver<bool>) -> Option<u64> {
+    let path = format!("/proc/{pid}/status");
+    let mut peak = None;
+    loop {
+        // A reaped process has no file; a zombie has one without VmHWM: keep the last value.
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak = Some(kib);
+        }
+        if *stop.borrow_and_update() {
+            return peak;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RSS_SAMPLE_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

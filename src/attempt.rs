@@ -370,12 +370,20 @@ impl AttemptRunner {
             .get(&self.key.experiment)
             .cloned()
             .unwrap_or_else(|| "Unknown".into());
+        // When it ended, so that a minimum interval before the next iteration still holds.
+        let ended_at_ms = self
+            .context
+            .history_at_start
+            .iter()
+            .rfind(|e| e.attempt == self.key.key)
+            .map(|e| millis(&e.at))
+            .unwrap_or(0);
         AttemptEnd {
             passed: verdict == "Pass",
             verdict,
             detail: Some("from the audit trail".into()),
             skipped: false,
-            ended_at_ms: 0,
+            ended_at_ms,
         }
     }
 
@@ -387,6 +395,8 @@ impl AttemptRunner {
             status: status.into(),
             verdict: verdict.into(),
             last_update_time: at.into(),
+            iteration: (self.key.iterations > 1).then_some(self.key.iteration),
+            iterations: (self.key.iterations > 1).then_some(self.key.iterations),
         }
     }
 

@@ -395,6 +395,8 @@ async fn refuse(
             status: "Skipped".into(),
             verdict: "Fail".into(),
             last_update_time: at.clone(),
+            iteration: None,
+            iterations: None,
         })
         .collect();
     writer

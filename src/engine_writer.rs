@@ -31,6 +31,12 @@ pub struct ExperimentEntry {
     pub status: String,
     pub verdict: String,
     pub last_update_time: String,
+    /// With iterations: which one this entry is about, and how many there are (fields the
+    /// runner adds; Litmus tools ignore them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u32>,
 }
 
 /// Changes to lay over the engine in one write.
@@ -300,6 +306,8 @@ mod tests {
             status: status.into(),
             verdict: "Awaited".into(),
             last_update_time: "2026-11-25T00:00:00Z".into(),
+            iteration: None,
+            iterations: None,
         }
     }
 

@@ -331,7 +331,9 @@ pub async fn run(
         pods: pods_rx,
         monitoring,
         abort: abort_rx,
-        monitor_timeout: options.monitor_timeout,
+        monitor_timeout: options
+            .monitor_timeout
+            .or_else(|| monitor_timeout_annotation(&annotations)),
         checkpoints,
         finished_in_trail,
         verdicts_at_start,
@@ -641,6 +643,19 @@ async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, 
     Ok(RunEnd::Finished {
         outcomes: outcomes.into_iter().collect(),
     })
+}
+
+/// `chaos-runner.io/monitor-timeout: "<seconds>"` on the engine: the Monitor deadline for its
+/// experiments (the env `CHAOS_RUNNER_MONITOR_TIMEOUT` wins).
+fn monitor_timeout_annotation(annotations: &BTreeMap<String, String>) -> Option<Duration> {
+    let raw = annotations.get("chaos-runner.io/monitor-timeout")?;
+    match raw.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Some(Duration::from_secs(seconds)),
+        _ => {
+            tracing::warn!(value = %raw, "ignoring chaos-runner.io/monitor-timeout: not a positive number of seconds");
+            None
+        }
+    }
 }
 
 async fn sleep_opt(wait: Option<Duration>) {

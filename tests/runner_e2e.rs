@@ -832,11 +832,20 @@ enum Abort {
 }
 
 async fn abort_in_monitor(how: Abort) -> anyhow::Result<()> {
-    let prefix = format!("abort-{how:?}").to_lowercase();
+    abort_in_monitor_as(how, SA_DEPLOY).await
+}
+
+async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Result<()> {
+    let mode = if service_account == SA_DEPLOY {
+        ""
+    } else {
+        "-poll"
+    };
+    let prefix = format!("abort-{how:?}{mode}").to_lowercase();
     // The pod runs until someone stops it.
     let world = World::new(
         &prefix,
-        SA_DEPLOY,
+        service_account,
         engine(
             "delete",
             vec![experiment("e2e-pass", &[("PODSIM_BEHAVIOUR", "hang")])],
@@ -915,13 +924,19 @@ async fn abort_in_monitor(how: Abort) -> anyhow::Result<()> {
     } else {
         ensure!(world.engine().await?.is_none(), "the engine still exists");
     }
-    eprintln!("{how:?}: exit after {exited_after:?}, Jobs and pods gone after {cleaned_after:?}");
+    eprintln!("{prefix}: exit after {exited_after:?}, Jobs and pods gone after {cleaned_after:?}");
     Ok(())
 }
 
 #[tokio::test]
 async fn abort_by_engine_state_stop_in_monitor() -> anyhow::Result<()> {
     abort_in_monitor(Abort::Stop).await
+}
+
+#[tokio::test]
+async fn abort_by_engine_state_stop_in_monitor_in_poll_mode() -> anyhow::Result<()> {
+    // Without watch the engine is polled: the stop must still be seen and handled within 5 s.
+    abort_in_monitor_as(Abort::Stop, SA_LITMUS_USER).await
 }
 
 #[tokio::test]

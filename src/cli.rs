@@ -109,9 +109,10 @@ pub struct RenderArgs {
     /// ChaosExperiment YAML file(s); repeat the flag or list several after it.
     #[arg(long = "experiment", value_name = "FILE", required = true, num_args = 1..)]
     pub experiments: Vec<PathBuf>,
-    /// Attempt number that goes into the Job names (the first attempt is 0).
-    #[arg(long, default_value_t = 0)]
-    pub attempt: u32,
+    /// Run id that goes into the Job names with the engine uid (the runner picks one per run
+    /// and records it in status.chaosRunner.runId; give it here to see that run's names).
+    #[arg(long, default_value = "0")]
+    pub run_id: String,
 }
 
 /// Arguments of `transitions`.
@@ -417,6 +418,12 @@ pub enum RenderError {
         #[source]
         source: BuildJobError,
     },
+    #[error("{}: {source}", file.display())]
+    Plan {
+        file: PathBuf,
+        #[source]
+        source: crate::plan::PlanError,
+    },
     #[error("cannot write the Job as YAML: {0}")]
     Serialize(#[from] serde_saphyr::SerializeError),
 }
@@ -507,6 +514,7 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
     let runner = RunnerEnv::offline(&engine);
     let mut seen = BTreeSet::new();
     let mut documents = Vec::new();
+    let mut runs = BTreeMap::new();
     for (index, entry) in engine.spec.experiments.iter().enumerate() {
         let entry_error = |problem| RenderError::EngineEntry {
             file: args.engine.clone(),
@@ -537,17 +545,49 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
             files: format!("{} + {}", args.engine.display(), experiment_file.display()),
             source,
         })?;
-        let name = job_name(
-            &run.engine_uid,
-            &run.experiment_name,
-            run.instance_id(),
-            args.attempt,
-        );
-        let job = build_job(&run, &name, &engine).map_err(|source| RenderError::Build {
+        runs.insert(entry.name.clone(), run);
+    }
+
+    // One Job per attempt of the plan (iterations included), in the plan's start order, named
+    // exactly as the runner names them: engine uid + run id + experiment + instance + iteration.
+    let names: Vec<String> = engine
+        .spec
+        .experiments
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    let annotations = engine.metadata.annotations.clone().unwrap_or_default();
+    let plan =
+        crate::plan::resolve(&names, &annotations, 0).map_err(|source| RenderError::Plan {
             file: args.engine.clone(),
             source,
         })?;
-        documents.push(serde_saphyr::to_string(&job)?);
+    let scope = format!(
+        "{}/{}",
+        engine.metadata.uid.as_deref().unwrap_or_default(),
+        args.run_id
+    );
+    for item in &plan.items {
+        let Some(run) = runs.get(&item.experiment) else {
+            continue;
+        };
+        let name = job_name(
+            &scope,
+            &run.experiment_name,
+            run.instance_id(),
+            item.iteration,
+        );
+        let job = build_job(run, &name, &engine).map_err(|source| RenderError::Build {
+            file: args.engine.clone(),
+            source,
+        })?;
+        documents.push(format!(
+            "# {} iteration {} of {}\n{}",
+            item.experiment,
+            item.iteration,
+            item.iterations,
+            serde_saphyr::to_string(&job)?
+        ));
     }
     Ok(documents.join("---\n"))
 }

@@ -47,7 +47,7 @@ fn every_case_renders_its_golden_jobs() {
         let rendered = render(&RenderArgs {
             engine: engine.clone(),
             experiments,
-            attempt: 0,
+            run_id: "0".into(),
         })
         .unwrap_or_else(|error| panic!("case {name}: {error}"));
         let expected_path = engine.with_file_name("expected-jobs.yaml");

@@ -95,9 +95,16 @@ impl EventSink {
     /// Reports one event. Failures are returned for logging; callers never stop a run for them.
     pub async fn emit(&self, report: &EventReport) -> Result<(), ApiError> {
         let name = self.event_name(&report.key);
-        let mut written = self.written.lock().await;
         let now = Time(Timestamp::now());
-        if let Some(count) = written.get(&name).copied() {
+        // The count is taken under the lock, the request is made without it: experiments in
+        // parallel must not wait on each other's events.
+        let seen = {
+            let mut written = self.written.lock().await;
+            let seen = written.get(&name).copied();
+            written.insert(name.clone(), seen.unwrap_or(0) + 1);
+            seen
+        };
+        if let Some(count) = seen {
             if !self.may_patch {
                 return Ok(());
             }
@@ -106,20 +113,17 @@ impl EventSink {
             let params = PatchParams::default();
             let what = format!("patch Event {name}");
             call(&what, || self.api.patch(&name, &params, &patch)).await?;
-            written.insert(name, count + 1);
             return Ok(());
         }
         let event = self.build(&name, report, now);
         let what = format!("create Event {name} ({})", report.reason);
         let post = PostParams::default();
         match call(&what, || self.api.create(&post, &event)).await {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             // Written before a restart: the transition it reports was already reported.
-            Err(error) if error.is_conflict() => {}
-            Err(error) => return Err(error),
+            Err(error) if error.is_conflict() => Ok(()),
+            Err(error) => Err(error),
         }
-        written.insert(name, 1);
-        Ok(())
     }
 
     fn build(&self, name: &str, report: &EventReport, now: Time) -> Event {

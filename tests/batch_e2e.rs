@@ -1,0 +1,1432 @@
+//! End-to-end tests of run plans on the local control plane (issue 6, "Done when"): a diamond of
+//! dependencies with its middle stage in parallel, `max-parallel` as a bound, a failed
+//! dependency (skip and run policies), iterations with a minimum interval, SIGKILL in the
+//! parallel stage and during an interval wait, abort in the parallel stage, the monitoring
+//! exporter, and plans rejected before anything runs.
+//!
+//! Each test gets its own namespace with `deploy/rbac.yaml`, the four interchangeable
+//! experiments of `fixtures/batch/experiments.yaml`, an engine whose plan annotations the test
+//! sets, and the pod simulator. The runner runs as a child process exactly as the operator
+//! starts it (env only), as the ServiceAccount `chaos-runner`. Order and overlap are read from
+//! two independent clocks: the runner's audit trail (`status.chaosRunner.history`) and the
+//! simulator's record of when each pod ran and completed.
+//! Needs `--features e2e` and a plane: `eval "$(tests/cluster/plane env)"`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, anyhow, ensure};
+use common::{
+    AuditCursor, LitmusKind, RunnerProcess, RunnerSpec, Signal, TestNamespace, engine_status,
+    jobs_by_chaos_uid, pods_by_chaos_uid, wait_until,
+};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
+use podsim::{SimEventKind, SimulatorHandle};
+use serde_json::{Value, json};
+
+/// The engine of every test (each test has its own namespace).
+const ENGINE: &str = "batch";
+/// `source.component` of the runner's Events and `runner` of its entries.
+const COMPONENT: &str = "batch-runner";
+/// deploy/rbac.yaml: the project's Role (with watch and the exporter's create).
+const SERVICE_ACCOUNT: &str = "chaos-runner";
+/// The experiments of fixtures/batch/experiments.yaml.
+const A: &str = "batch-a";
+const B: &str = "batch-b";
+const C: &str = "batch-c";
+const D: &str = "batch-d";
+/// A whole run of the runner, however it ends.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The brief's bound for an abort: Jobs and pods gone, final status, exit.
+const ABORT_BOUND: Duration = Duration::from_secs(5);
+
+const MAX_PARALLEL: &str = "chaos-runner.io/max-parallel";
+const AFTER: &str = "chaos-runner.io/after";
+const ITERATIONS: &str = "chaos-runner.io/iterations";
+const MIN_INTERVAL: &str = "chaos-runner.io/min-interval";
+const ON_DEPENDENCY_FAILURE: &str = "chaos-runner.io/on-dependency-failure";
+const MONITORING: &str = "chaos-runner.io/monitoring";
+const EXPORTER_IMAGE: &str = "chaos-runner.io/exporter-image";
+
+// ---------------------------------------------------------------------------------------------
+// Scaffolding
+// ---------------------------------------------------------------------------------------------
+
+/// An engine experiment entry: the simulator plays its pod with `behaviour` for `seconds`.
+fn experiment(name: &str, behaviour: &str, seconds: &str) -> Value {
+    json!({"name": name, "spec": {"components": {"env": [
+        {"name": "PODSIM_BEHAVIOUR", "value": behaviour},
+        {"name": "PODSIM_SECONDS", "value": seconds},
+    ]}}})
+}
+
+/// The ChaosEngine of a test: plan `annotations`, no appinfo, Jobs deleted after each attempt.
+fn engine(annotations: &[(&str, &str)], experiments: Vec<Value>) -> Value {
+    let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
+    json!({
+        "apiVersion": "litmuschaos.io/v1alpha1",
+        "kind": "ChaosEngine",
+        "metadata": {"name": ENGINE, "annotations": annotations},
+        "spec": {
+            "engineState": "active",
+            "chaosServiceAccount": SERVICE_ACCOUNT,
+            "jobCleanUpPolicy": "delete",
+            "experiments": experiments,
+        }
+    })
+}
+
+/// The diamond: a; b and c after a; d after b and c; two at once.
+const DIAMOND_AFTER: &str = "batch-b: batch-a\nbatch-c: batch-a\nbatch-d: batch-b, batch-c\n";
+
+/// The diamond engine, each experiment played as given: `(behaviour, seconds)` for a, b, c, d.
+fn diamond(extra: &[(&str, &str)], plays: [(&str, &str); 4]) -> Value {
+    let mut annotations = vec![(MAX_PARALLEL, "2"), (AFTER, DIAMOND_AFTER)];
+    annotations.extend_from_slice(extra);
+    let experiments = [A, B, C, D]
+        .iter()
+        .zip(plays)
+        .map(|(name, (behaviour, seconds))| experiment(name, behaviour, seconds))
+        .collect();
+    engine(&annotations, experiments)
+}
+
+/// Every Job that existed in the namespace while the test ran (uid → name), seen by a watch,
+/// so "one Job per attempt" is checked even for Jobs that came and went between two looks.
+#[derive(Clone, Default)]
+struct JobsSeen(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl JobsSeen {
+    fn start(api: Api<Job>) -> (JobsSeen, tokio::task::JoinHandle<()>) {
+        let seen = JobsSeen::default();
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(event) = stream.next().await {
+                let job = match event {
+                    Ok(
+                        watcher::Event::Apply(job)
+                        | watcher::Event::InitApply(job)
+                        | watcher::Event::Delete(job),
+                    ) => job,
+                    _ => continue,
+                };
+                if let (Some(uid), Some(name)) = (job.metadata.uid, job.metadata.name) {
+                    let mut map = sink.0.lock().unwrap_or_else(|e| e.into_inner());
+                    map.insert(uid, name);
+                }
+            }
+        });
+        (seen, task)
+    }
+
+    /// Job name → how many distinct Jobs (uids) had it.
+    fn by_name(&self) -> BTreeMap<String, usize> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = BTreeMap::new();
+        for name in map.values() {
+            *counts.entry(name.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// One test's world: namespace, simulator, the engine's uid, the runner's kubeconfig, the Jobs
+/// seen and where the audit log stood before anything was created.
+struct World {
+    ns: TestNamespace,
+    sim: SimulatorHandle,
+    uid: String,
+    kubeconfig: PathBuf,
+    jobs_seen: JobsSeen,
+    jobs_task: tokio::task::JoinHandle<()>,
+    audit: Option<AuditCursor>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.jobs_task.abort();
+    }
+}
+
+impl World {
+    async fn new(prefix: &str, engine: Value) -> anyhow::Result<World> {
+        let ns = TestNamespace::create(prefix).await?;
+        let audit = AuditCursor::now()?;
+        ns.apply_yaml("deploy/rbac.yaml").await?;
+        ns.apply_yaml("fixtures/batch/experiments.yaml").await?;
+        let (jobs_seen, jobs_task) = JobsSeen::start(ns.api::<Job>());
+        let applied = ns
+            .apply_yaml(&serde_json::to_string_pretty(&engine)?)
+            .await?;
+        let uid = applied
+            .first()
+            .and_then(|e| e.metadata.uid.clone())
+            .ok_or_else(|| anyhow!("the applied engine has no uid"))?;
+        let sim = ns.start_simulator()?;
+        let kubeconfig = ns.sa_kubeconfig(SERVICE_ACCOUNT).await?;
+        Ok(World {
+            ns,
+            sim,
+            uid,
+            kubeconfig,
+            jobs_seen,
+            jobs_task,
+            audit,
+        })
+    }
+
+    fn spawn(&self, experiments: &[&str]) -> anyhow::Result<RunnerProcess> {
+        RunnerProcess::spawn(&RunnerSpec {
+            engine: ENGINE.to_owned(),
+            namespace: self.ns.name().to_owned(),
+            experiments: experiments.iter().map(|e| (*e).to_owned()).collect(),
+            service_account: SERVICE_ACCOUNT.to_owned(),
+            env_extra: Vec::new(),
+            kubeconfig: self.kubeconfig.clone(),
+        })
+    }
+
+    async fn status(&self) -> anyhow::Result<Value> {
+        engine_status(&self.ns.client(), self.ns.name(), ENGINE).await
+    }
+
+    async fn patch_engine(&self, patch: Value) -> anyhow::Result<()> {
+        self.ns
+            .litmus_api(LitmusKind::ChaosEngine)
+            .patch(ENGINE, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("patching ChaosEngine {ENGINE} with {patch}"))?;
+        Ok(())
+    }
+
+    /// The runner's Events on the engine.
+    async fn events(&self) -> anyhow::Result<Vec<Event>> {
+        let list = self
+            .ns
+            .api::<Event>()
+            .list(&ListParams::default().fields(&format!(
+                "involvedObject.kind=ChaosEngine,involvedObject.name={ENGINE}"
+            )))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.source
+                    .as_ref()
+                    .and_then(|s| s.component.as_deref())
+                    .is_some_and(|c| c == COMPONENT)
+            })
+            .collect())
+    }
+
+    /// Waits until no Job and no pod labelled with the engine's chaosUID is left.
+    async fn wait_no_jobs_or_pods(&self, timeout: Duration) -> anyhow::Result<()> {
+        let client = self.ns.client();
+        let mut left = String::new();
+        wait_until(
+            timeout,
+            "no Job and no pod with the engine's chaosUID",
+            async || {
+                let jobs = jobs_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
+                let pods = pods_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
+                left = format!(
+                    "Jobs {:?}, pods {:?}",
+                    jobs.iter()
+                        .map(|j| j.metadata.name.clone())
+                        .collect::<Vec<_>>(),
+                    pods.iter()
+                        .map(|p| p.metadata.name.clone())
+                        .collect::<Vec<_>>()
+                );
+                Ok((jobs.is_empty() && pods.is_empty()).then_some(()))
+            },
+        )
+        .await
+        .with_context(|| format!("left: {left}"))
+    }
+
+    /// The pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`), in the order
+    /// they started running, with when they ran and when they completed.
+    fn plays_of(&self, exp: &str) -> Vec<Play> {
+        let prefix = format!("{exp}-");
+        let mut plays: BTreeMap<String, Play> = BTreeMap::new();
+        for event in self.sim.events() {
+            if !event.pod.starts_with(&prefix) {
+                continue;
+            }
+            let play = plays.entry(event.pod.clone()).or_insert_with(|| Play {
+                pod: event.pod.clone(),
+                running: None,
+                completed: None,
+            });
+            match event.kind {
+                SimEventKind::Running => play.running = Some(ms_of_system_time(event.at)),
+                SimEventKind::Completed { .. } => {
+                    play.completed = Some(ms_of_system_time(event.at))
+                }
+                _ => {}
+            }
+        }
+        let mut plays: Vec<Play> = plays.into_values().collect();
+        plays.sort_by_key(|p| p.running.unwrap_or(i64::MAX));
+        plays
+    }
+
+    /// The one pod played for `exp`, which ran and completed.
+    fn single_play(&self, exp: &str) -> anyhow::Result<(String, i64, i64)> {
+        let plays = self.plays_of(exp);
+        ensure!(
+            plays.len() == 1,
+            "{exp}: expected one pod, the simulator played {plays:?}"
+        );
+        plays[0].span()
+    }
+
+    /// Successful `create jobs` requests in this namespace since the world was made, by Job
+    /// name, from the apiserver's audit log; `None` when the plane exports no audit log.
+    fn audited_job_creates(&self) -> anyhow::Result<Option<BTreeMap<String, usize>>> {
+        let Some(cursor) = &self.audit else {
+            return Ok(None);
+        };
+        let mut creates = BTreeMap::new();
+        for request in cursor.requests()? {
+            let object = &request["objectRef"];
+            if request["verb"] == "create"
+                && object["resource"] == "jobs"
+                && object["namespace"] == self.ns.name()
+                && request["responseStatus"]["code"] == 201
+            {
+                let name = object["name"].as_str().unwrap_or("?").to_owned();
+                *creates.entry(name).or_insert(0) += 1;
+            }
+        }
+        Ok(Some(creates))
+    }
+
+    /// Exactly one Job ever per attempt: `attempts` distinct Job names, each with one uid, and
+    /// the audit log (when there is one) agreeing with one successful create each.
+    fn expect_one_job_per_attempt(&self, attempts: usize) -> anyhow::Result<BTreeSet<String>> {
+        let seen = self.jobs_seen.by_name();
+        ensure!(
+            seen.len() == attempts && seen.values().all(|uids| *uids == 1),
+            "expected {attempts} Jobs with one uid each, Jobs seen (name → uids): {seen:?}"
+        );
+        if let Some(creates) = self.audited_job_creates()? {
+            ensure!(
+                creates == seen,
+                "audit log: successful Job creates {creates:?}, Jobs seen {seen:?}"
+            );
+        }
+        Ok(seen.into_keys().collect())
+    }
+
+    /// No Job was ever created in the namespace (watch and audit log).
+    fn expect_no_job_created(&self) -> anyhow::Result<()> {
+        let seen = self.jobs_seen.by_name();
+        ensure!(seen.is_empty(), "Jobs created: {seen:?}");
+        if let Some(creates) = self.audited_job_creates()? {
+            ensure!(creates.is_empty(), "Jobs created (audit log): {creates:?}");
+        }
+        Ok(())
+    }
+}
+
+/// One pod the simulator played: when it ran and when it completed (ms since the epoch).
+#[derive(Debug, Clone)]
+struct Play {
+    pod: String,
+    running: Option<i64>,
+    completed: Option<i64>,
+}
+
+impl Play {
+    fn span(&self) -> anyhow::Result<(String, i64, i64)> {
+        match (self.running, self.completed) {
+            (Some(running), Some(completed)) => Ok((self.pod.clone(), running, completed)),
+            _ => Err(anyhow!(
+                "pod {} did not run and complete: {self:?}",
+                self.pod
+            )),
+        }
+    }
+}
+
+fn ms_of_system_time(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn ms_of(rfc3339: &str) -> anyhow::Result<i64> {
+    Ok(rfc3339
+        .parse::<Timestamp>()
+        .with_context(|| format!("{rfc3339:?} is not RFC 3339"))?
+        .as_millisecond())
+}
+
+/// Waits for the runner's exit and checks the code and that it did not panic.
+async fn expect_exit(runner: &mut RunnerProcess, code: i32) -> anyhow::Result<()> {
+    let status = runner.wait(RUN_TIMEOUT).await?;
+    ensure!(
+        status.code() == Some(code),
+        "runner exited with {status}, expected code {code}; log tail:\n{}",
+        runner.log_tail(40)
+    );
+    ensure!(
+        !runner.output().contains("panicked"),
+        "the runner panicked; log tail:\n{}",
+        runner.log_tail(40)
+    );
+    Ok(())
+}
+
+/// The status entry of experiment `name`; exactly one must exist.
+fn entry<'a>(status: &'a Value, name: &str) -> anyhow::Result<&'a Value> {
+    let found: Vec<&Value> = status["experiments"]
+        .as_array()
+        .map(|entries| entries.iter().filter(|e| e["name"] == name).collect())
+        .unwrap_or_default();
+    ensure!(
+        found.len() == 1,
+        "entry {name} found {} times in {:#}",
+        found.len(),
+        status["experiments"]
+    );
+    Ok(found[0])
+}
+
+/// Asserts the entries are exactly `expected`: `(name, experimentPod, status, verdict)`.
+fn check_entries(status: &Value, expected: &[(&str, &str, &str, &str)]) -> anyhow::Result<()> {
+    let count = status["experiments"].as_array().map_or(0, Vec::len);
+    ensure!(
+        count == expected.len(),
+        "expected {} entries, found {count}: {:#}",
+        expected.len(),
+        status["experiments"]
+    );
+    for (name, pod, state, verdict) in expected {
+        let entry = entry(status, name)?;
+        ensure!(entry["runner"] == COMPONENT, "{name}: runner in {entry}");
+        ensure!(
+            entry["experimentPod"] == *pod,
+            "{name}: experimentPod in {entry}, want {pod}"
+        );
+        ensure!(
+            entry["status"] == *state,
+            "{name}: status in {entry}, want {state}"
+        );
+        ensure!(
+            entry["verdict"] == *verdict,
+            "{name}: verdict in {entry}, want {verdict}"
+        );
+    }
+    Ok(())
+}
+
+/// One record of the audit trail in `status.chaosRunner.history`.
+#[derive(Debug, Clone)]
+struct Transition {
+    attempt: String,
+    from: String,
+    to: String,
+    reason: String,
+    at_ms: i64,
+}
+
+fn trail(status: &Value) -> anyhow::Result<Vec<Transition>> {
+    status["chaosRunner"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            Ok(Transition {
+                attempt: s("attempt"),
+                from: s("from"),
+                to: s("to"),
+                reason: s("reason"),
+                at_ms: ms_of(&s("at")).with_context(|| format!("history entry {e}"))?,
+            })
+        })
+        .collect()
+}
+
+/// Every transition once; per attempt an unbroken chain from Init (or Planned, for an attempt
+/// that never started) to a terminal phase.
+fn check_trail(trail: &[Transition]) -> anyhow::Result<()> {
+    let mut seen = BTreeSet::new();
+    for t in trail {
+        ensure!(
+            seen.insert((&t.attempt, &t.from, &t.to)),
+            "transition {} {}->{} recorded twice: {trail:#?}",
+            t.attempt,
+            t.from,
+            t.to
+        );
+    }
+    let attempts: BTreeSet<&String> = trail.iter().map(|t| &t.attempt).collect();
+    for attempt in attempts {
+        let chain: Vec<&Transition> = trail.iter().filter(|t| &t.attempt == attempt).collect();
+        ensure!(
+            matches!(chain[0].from.as_str(), "Init" | "Planned"),
+            "{attempt} does not start at Init or Planned: {chain:#?}"
+        );
+        for pair in chain.windows(2) {
+            ensure!(
+                pair[0].to == pair[1].from,
+                "{attempt}: the chain breaks at {pair:#?}"
+            );
+        }
+        let last = &chain[chain.len() - 1].to;
+        ensure!(
+            matches!(last.as_str(), "Completed" | "Skipped" | "Aborted"),
+            "{attempt} ends in {last}: {chain:#?}"
+        );
+    }
+    Ok(())
+}
+
+/// When attempt `key` started and ended according to the trail (first and last transition).
+fn span(trail: &[Transition], key: &str) -> anyhow::Result<(i64, i64)> {
+    let chain: Vec<&Transition> = trail.iter().filter(|t| t.attempt == key).collect();
+    match (chain.first(), chain.last()) {
+        (Some(first), Some(last)) => Ok((first.at_ms, last.at_ms)),
+        _ => Err(anyhow!("attempt {key} is not in the trail: {trail:#?}")),
+    }
+}
+
+/// The transitions of attempt `key`, as `(from, to, reason)`.
+fn chain_of(trail: &[Transition], key: &str) -> Vec<(String, String, String)> {
+    trail
+        .iter()
+        .filter(|t| t.attempt == key)
+        .map(|t| (t.from.clone(), t.to.clone(), t.reason.clone()))
+        .collect()
+}
+
+/// `a` ended no later than `b` started (ms).
+fn ensure_before(what: &str, ended: i64, started: i64) -> anyhow::Result<()> {
+    ensure!(
+        ended <= started,
+        "{what}: ended at {ended} ms, but the next started at {started} ms ({} ms earlier)",
+        ended - started
+    );
+    Ok(())
+}
+
+fn find_events<'a>(events: &'a [Event], reason: &str) -> Vec<&'a Event> {
+    events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+fn message(event: &Event) -> &str {
+    event.message.as_deref().unwrap_or("")
+}
+
+fn describe_events(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} x{}: {}",
+                e.type_.as_deref().unwrap_or("?"),
+                e.reason.as_deref().unwrap_or("?"),
+                e.count.unwrap_or(0),
+                message(e)
+            )
+        })
+        .collect()
+}
+
+/// A Warning event with `reason` whose message contains every one of `parts`.
+async fn expect_warning(world: &World, reason: &str, parts: &[&str]) -> anyhow::Result<Event> {
+    let events = world.events().await?;
+    let event = find_events(&events, reason)
+        .into_iter()
+        .find(|e| parts.iter().all(|p| message(e).contains(p)))
+        .ok_or_else(|| {
+            anyhow!(
+                "no {reason} event containing {parts:?}; events: {:#?}",
+                describe_events(&events)
+            )
+        })?;
+    ensure!(
+        event.type_.as_deref() == Some("Warning"),
+        "{reason} is not a Warning: {event:?}"
+    );
+    Ok(event.clone())
+}
+
+/// Phase and pod of every attempt's checkpoint (`status.chaosRunner.attempts`).
+fn stored_attempts(status: &Value) -> BTreeMap<String, (String, Option<String>)> {
+    status["chaosRunner"]["attempts"]
+        .as_object()
+        .map(|attempts| {
+            attempts
+                .iter()
+                .map(|(key, cp)| {
+                    (
+                        key.clone(),
+                        (
+                            cp["phase"].as_str().unwrap_or("").to_owned(),
+                            cp["pod"].as_str().map(str::to_owned),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until every attempt in `keys` is stored in Monitor with its pod recorded: the
+/// parallel stage in full flight.
+async fn wait_all_in_monitor(
+    world: &World,
+    runner: &mut RunnerProcess,
+    keys: &[&str],
+) -> anyhow::Result<BTreeMap<String, (String, Option<String>)>> {
+    let mut last = BTreeMap::new();
+    let outcome = wait_until(
+        RUN_TIMEOUT,
+        "every parallel attempt in Monitor",
+        async || {
+            if let Some(exit) = runner.wait_timeout(Duration::ZERO).await? {
+                return Err(anyhow!(
+                    "the runner exited ({exit}) before the parallel stage; log tail:\n{}",
+                    runner.log_tail(30)
+                ));
+            }
+            let attempts = stored_attempts(&world.status().await?);
+            let all = keys.iter().all(|key| {
+                attempts
+                    .get(*key)
+                    .is_some_and(|(phase, pod)| phase == "Monitor" && pod.is_some())
+            });
+            last = attempts.clone();
+            Ok(all.then_some(attempts))
+        },
+    )
+    .await;
+    outcome.with_context(|| format!("checkpoints last seen: {last:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The diamond: order, overlap, verdicts
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_diamond_runs_in_order_with_its_middle_stage_in_parallel() -> anyhow::Result<()> {
+    let world = World::new("diamond", diamond(&[], [("pass", "2"); 4])).await?;
+    let mut runner = world.spawn(&[A, B, C, D])?;
+    expect_exit(&mut runner, 0).await?;
+
+    let status = world.status().await?;
+    let (pod_a, run_a, done_a) = world.single_play(A)?;
+    let (pod_b, run_b, done_b) = world.single_play(B)?;
+    let (pod_c, run_c, done_c) = world.single_play(C)?;
+    let (pod_d, run_d, _) = world.single_play(D)?;
+    check_entries(
+        &status,
+        &[
+            (A, &pod_a, "Completed", "Pass"),
+            (B, &pod_b, "Completed", "Pass"),
+            (C, &pod_c, "Completed", "Pass"),
+            (D, &pod_d, "Completed", "Pass"),
+        ],
+    )?;
+
+    // The resolved plan is recorded: two at once, d after both b and c.
+    let plan = &status["chaosRunner"]["plan"];
+    ensure!(plan["maxParallel"] == 2, "plan: {plan:#}");
+    let item_d = plan["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["key"] == "batch-d#1"))
+        .ok_or_else(|| anyhow!("no batch-d#1 in the recorded plan: {plan:#}"))?;
+    let after_d: BTreeSet<&str> = item_d["after"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    ensure!(
+        after_d == BTreeSet::from(["batch-b#1", "batch-c#1"]),
+        "d runs after {after_d:?}"
+    );
+
+    // Order by the runner's own trail: each attempt starts after what it depends on ended.
+    let trail = trail(&status)?;
+    check_trail(&trail)?;
+    let (_, end_a) = span(&trail, "batch-a#1")?;
+    let (start_b, end_b) = span(&trail, "batch-b#1")?;
+    let (start_c, end_c) = span(&trail, "batch-c#1")?;
+    let (start_d, _) = span(&trail, "batch-d#1")?;
+    ensure_before("trail: a before b", end_a, start_b)?;
+    ensure_before("trail: a before c", end_a, start_c)?;
+    ensure_before("trail: b before d", end_b, start_d)?;
+    ensure_before("trail: c before d", end_c, start_d)?;
+    // b and c were in flight together (their attempts overlap in the trail).
+    ensure!(
+        start_b < end_c && start_c < end_b,
+        "trail: b [{start_b}, {end_b}] and c [{start_c}, {end_c}] do not overlap"
+    );
+
+    // The same by the simulator's clock: pods, not bookkeeping.
+    ensure_before("pods: a before b", done_a, run_b)?;
+    ensure_before("pods: a before c", done_a, run_c)?;
+    ensure_before("pods: b before d", done_b, run_d)?;
+    ensure_before("pods: c before d", done_c, run_d)?;
+    ensure!(
+        run_b < done_c && run_c < done_b,
+        "pods: b ran [{run_b}, {done_b}] and c ran [{run_c}, {done_c}]: no overlap"
+    );
+    let overlap = done_b.min(done_c) - run_b.max(run_c);
+    eprintln!("diamond: b and c pods overlapped for {overlap} ms, a ran {run_a}..{done_a}");
+
+    world.expect_one_job_per_attempt(4)?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
+    // Monitoring is off by default: no exporter.
+    ensure!(
+        world
+            .ns
+            .api::<Deployment>()
+            .get_opt("chaos-exporter")
+            .await?
+            .is_none(),
+        "a chaos-exporter Deployment exists although monitoring is off"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_parallel_bounds_how_many_run_at_once() -> anyhow::Result<()> {
+    // Three experiments without dependencies, two at once: the third waits for a free slot.
+    let world = World::new(
+        "max-parallel",
+        engine(
+            &[(MAX_PARALLEL, "2")],
+            vec![
+                experiment(A, "pass", "2"),
+                experiment(B, "pass", "2"),
+                experiment(C, "pass", "2"),
+            ],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A, B, C])?;
+    expect_exit(&mut runner, 0).await?;
+    let mut intervals = Vec::new();
+    for exp in [A, B, C] {
+        let (_, running, completed) = world.single_play(exp)?;
+        intervals.push((exp, running, completed));
+    }
+    // At every pod start, count the pods running then (itself included).
+    let most = intervals
+        .iter()
+        .map(|(_, start, _)| {
+            intervals
+                .iter()
+                .filter(|(_, s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    ensure!(most == 2, "at most {most} pods ran at once: {intervals:?}");
+    let status = world.status().await?;
+    for exp in [A, B, C] {
+        let e = entry(&status, exp)?;
+        ensure!(e["verdict"] == "Pass", "{exp}: {e}");
+    }
+    world.expect_one_job_per_attempt(3)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A failed dependency
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_failed_dependency_skips_its_dependents_naming_it() -> anyhow::Result<()> {
+    let world = World::new(
+        "dep-skip",
+        diamond(
+            &[],
+            [("fail", "1"), ("pass", "1"), ("pass", "1"), ("pass", "1")],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A, B, C, D])?;
+    expect_exit(&mut runner, 0).await?;
+
+    let status = world.status().await?;
+    let (pod_a, _, _) = world.single_play(A)?;
+    check_entries(
+        &status,
+        &[
+            (A, &pod_a, "Completed", "Fail"),
+            (B, "N/A", "Skipped", "N/A"),
+            (C, "N/A", "Skipped", "N/A"),
+            (D, "N/A", "Skipped", "N/A"),
+        ],
+    )?;
+
+    // Each dependent's trail is one transition Planned -> Skipped whose reason names the
+    // dependency that did not pass (b, c: a; d: b or c, which were skipped).
+    let trail = trail(&status)?;
+    check_trail(&trail)?;
+    for (key, dependencies) in [
+        ("batch-b#1", &["batch-a#1"][..]),
+        ("batch-c#1", &["batch-a#1"][..]),
+        ("batch-d#1", &["batch-b#1", "batch-c#1"][..]),
+    ] {
+        let chain = chain_of(&trail, key);
+        ensure!(
+            chain.len() == 1 && chain[0].0 == "Planned" && chain[0].1 == "Skipped",
+            "{key}: {chain:?}"
+        );
+        ensure!(
+            dependencies.iter().any(|d| chain[0].2.contains(d)),
+            "{key}: the reason {:?} names none of {dependencies:?}",
+            chain[0].2
+        );
+    }
+
+    // A Warning ExperimentSkipped per dependent, naming it and its dependency.
+    expect_warning(&world, "ExperimentSkipped", &["batch-b", "batch-a#1"]).await?;
+    expect_warning(&world, "ExperimentSkipped", &["batch-c", "batch-a#1"]).await?;
+    let skipped_d = expect_warning(&world, "ExperimentSkipped", &["batch-d"]).await?;
+    ensure!(
+        ["batch-b#1", "batch-c#1"]
+            .iter()
+            .any(|d| message(&skipped_d).contains(d)),
+        "the skip of d names no dependency: {}",
+        message(&skipped_d)
+    );
+
+    // Only a ran: one Job, no pod for the others.
+    let jobs = world.expect_one_job_per_attempt(1)?;
+    ensure!(
+        jobs.iter().all(|j| j.starts_with("batch-a-")),
+        "Jobs: {jobs:?}"
+    );
+    for exp in [B, C, D] {
+        ensure!(world.plays_of(exp).is_empty(), "{exp} ran");
+    }
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn with_on_dependency_failure_run_dependents_run_anyway() -> anyhow::Result<()> {
+    let world = World::new(
+        "dep-run",
+        diamond(
+            &[(ON_DEPENDENCY_FAILURE, "run")],
+            [("fail", "1"), ("pass", "1"), ("pass", "1"), ("pass", "1")],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A, B, C, D])?;
+    expect_exit(&mut runner, 0).await?;
+
+    let status = world.status().await?;
+    let (pod_a, _, done_a) = world.single_play(A)?;
+    let (pod_b, run_b, done_b) = world.single_play(B)?;
+    let (pod_c, run_c, done_c) = world.single_play(C)?;
+    let (pod_d, run_d, _) = world.single_play(D)?;
+    check_entries(
+        &status,
+        &[
+            (A, &pod_a, "Completed", "Fail"),
+            (B, &pod_b, "Completed", "Pass"),
+            (C, &pod_c, "Completed", "Pass"),
+            (D, &pod_d, "Completed", "Pass"),
+        ],
+    )?;
+    // Running anyway still means after: the order holds.
+    ensure_before("pods: a before b", done_a, run_b)?;
+    ensure_before("pods: a before c", done_a, run_c)?;
+    ensure_before("pods: b before d", done_b, run_d)?;
+    ensure_before("pods: c before d", done_c, run_d)?;
+    check_trail(&trail(&status)?)?;
+    let events = world.events().await?;
+    ensure!(
+        find_events(&events, "ExperimentSkipped").is_empty(),
+        "skip events under `run`: {:#?}",
+        describe_events(&events)
+    );
+    world.expect_one_job_per_attempt(4)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Iterations with a minimum interval
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn three_iterations_run_three_attempts_at_least_the_interval_apart() -> anyhow::Result<()> {
+    const INTERVAL_MS: i64 = 3000;
+    let world = World::new(
+        "iterations",
+        engine(
+            &[(ITERATIONS, "3"), (MIN_INTERVAL, "3s")],
+            vec![experiment(A, "pass", "1")],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A])?;
+    expect_exit(&mut runner, 0).await?;
+    let status = world.status().await?;
+
+    // Three attempts, three distinct Jobs, each created once; the checkpoints name them.
+    let jobs = world.expect_one_job_per_attempt(3)?;
+    let attempts = status["chaosRunner"]["attempts"].clone();
+    let stored_jobs: BTreeSet<String> = (1..=3)
+        .map(|i| {
+            attempts[format!("batch-a#{i}")]["job"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("no job in the checkpoint of batch-a#{i}: {attempts:#}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    ensure!(
+        stored_jobs == jobs,
+        "checkpoint Jobs {stored_jobs:?} vs Jobs seen {jobs:?}"
+    );
+
+    // The plan asks for the interval between iterations.
+    let waits: Vec<Value> = status["chaosRunner"]["plan"]["items"]
+        .as_array()
+        .map(|items| items.iter().map(|i| i["minWaitMs"].clone()).collect())
+        .unwrap_or_default();
+    ensure!(
+        waits == vec![json!(0), json!(INTERVAL_MS), json!(INTERVAL_MS)],
+        "minWaitMs of the plan's items: {waits:?}"
+    );
+
+    // Each start at least the interval after the previous end, by both clocks.
+    let trail = trail(&status)?;
+    check_trail(&trail)?;
+    let plays = world.plays_of(A);
+    ensure!(plays.len() == 3, "pods played: {plays:?}");
+    for i in 1..3 {
+        let (_, end) = span(&trail, &format!("batch-a#{i}"))?;
+        let (start, _) = span(&trail, &format!("batch-a#{}", i + 1))?;
+        ensure!(
+            start - end >= INTERVAL_MS,
+            "trail: iteration {} started {} ms after iteration {i} ended",
+            i + 1,
+            start - end
+        );
+        let (_, _, completed) = plays[i - 1].span()?;
+        let (_, running, _) = plays[i].span()?;
+        ensure!(
+            running - completed >= INTERVAL_MS,
+            "pods: iteration {} ran {} ms after iteration {i} completed",
+            i + 1,
+            running - completed
+        );
+        eprintln!(
+            "iteration {i} -> {}: {} ms between attempts",
+            i + 1,
+            start - end
+        );
+    }
+
+    // The entry ends on the last iteration, with its pod.
+    let (last_pod, _, _) = plays[2].span()?;
+    let a = entry(&status, A)?;
+    ensure!(
+        a["iteration"] == 3
+            && a["iterations"] == 3
+            && a["status"] == "Completed"
+            && a["verdict"] == "Pass"
+            && a["experimentPod"] == last_pod.as_str(),
+        "entry: {a}, last pod {last_pod}"
+    );
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. SIGKILL and restart
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sigkill_in_the_parallel_stage_then_restart_finishes_without_duplicates()
+-> anyhow::Result<()> {
+    // c fails and d runs anyway: a Fail verdict and a stage after the restart are both at stake.
+    let world = World::new(
+        "kill-parallel",
+        diamond(
+            &[(ON_DEPENDENCY_FAILURE, "run")],
+            [("pass", "1"), ("pass", "3"), ("fail", "3"), ("pass", "1")],
+        ),
+    )
+    .await?;
+    let mut first = world.spawn(&[A, B, C, D])?;
+    let at_kill = wait_all_in_monitor(&world, &mut first, &["batch-b#1", "batch-c#1"]).await?;
+    first.kill(Signal::Kill)?;
+    first.wait(Duration::from_secs(10)).await?;
+    eprintln!("killed with {at_kill:?} stored");
+
+    let mut second = world.spawn(&[A, B, C, D])?;
+    expect_exit(&mut second, 0).await?;
+    ensure!(
+        second.output().contains("resuming from the checkpoint"),
+        "the second runner did not resume from the checkpoint:\n{}",
+        second.log_tail(30)
+    );
+
+    let status = world.status().await?;
+    let (pod_a, _, _) = world.single_play(A)?;
+    let (pod_b, _, done_b) = world.single_play(B)?;
+    let (pod_c, _, done_c) = world.single_play(C)?;
+    let (pod_d, run_d, _) = world.single_play(D)?;
+    check_entries(
+        &status,
+        &[
+            (A, &pod_a, "Completed", "Pass"),
+            (B, &pod_b, "Completed", "Pass"),
+            (C, &pod_c, "Completed", "Fail"),
+            (D, &pod_d, "Completed", "Pass"),
+        ],
+    )?;
+    // The resumed runner kept the plan: d only after both b and c.
+    ensure_before("pods: b before d", done_b, run_d)?;
+    ensure_before("pods: c before d", done_c, run_d)?;
+    check_trail(&trail(&status)?)?;
+    world.expect_one_job_per_attempt(4)?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn sigkill_during_a_min_interval_wait_neither_restarts_nor_skips_the_wait()
+-> anyhow::Result<()> {
+    const INTERVAL_MS: i64 = 5000;
+    let world = World::new(
+        "kill-interval",
+        engine(
+            &[(ITERATIONS, "2"), (MIN_INTERVAL, "5s")],
+            vec![experiment(A, "pass", "1")],
+        ),
+    )
+    .await?;
+    let mut first = world.spawn(&[A])?;
+    // Iteration 1 ended and stored, iteration 2 not started: the runner is waiting.
+    let mut last = BTreeMap::new();
+    let end_1 = wait_until(RUN_TIMEOUT, "iteration 1 stored Completed", async || {
+        let status = world.status().await?;
+        let attempts = stored_attempts(&status);
+        last = attempts.clone();
+        ensure!(
+            !attempts.contains_key("batch-a#2"),
+            "iteration 2 started before the test saw iteration 1 end: {attempts:?}"
+        );
+        let done = attempts
+            .get("batch-a#1")
+            .is_some_and(|(phase, _)| phase == "Completed");
+        Ok(if done {
+            Some(ms_of(
+                status["chaosRunner"]["attempts"]["batch-a#1"]["enteredAt"]
+                    .as_str()
+                    .unwrap_or(""),
+            )?)
+        } else {
+            None
+        })
+    })
+    .await
+    .with_context(|| format!("checkpoints last seen: {last:?}"))?;
+
+    // Kill 2 s into the 5 s wait.
+    let kill_at = end_1 + 2000;
+    let now = Timestamp::now().as_millisecond();
+    if kill_at > now {
+        tokio::time::sleep(Duration::from_millis((kill_at - now) as u64)).await;
+    }
+    let attempts = stored_attempts(&world.status().await?);
+    ensure!(
+        !attempts.contains_key("batch-a#2"),
+        "iteration 2 started within the interval: {attempts:?}"
+    );
+    first.kill(Signal::Kill)?;
+    first.wait(Duration::from_secs(10)).await?;
+    let restarted_at = Timestamp::now().as_millisecond();
+    let mut second = world.spawn(&[A])?;
+    expect_exit(&mut second, 0).await?;
+
+    let status = world.status().await?;
+    let trail = trail(&status)?;
+    check_trail(&trail)?;
+    let (_, end) = span(&trail, "batch-a#1")?;
+    let (start, _) = span(&trail, "batch-a#2")?;
+    ensure!(
+        end == end_1,
+        "iteration 1 ended at {end_1}, the trail says {end}"
+    );
+    // Not skipped: the full interval after the end of iteration 1.
+    ensure!(
+        start - end >= INTERVAL_MS,
+        "iteration 2 started {} ms after iteration 1 ended: the wait was cut short",
+        start - end
+    );
+    // Not restarted from zero: before the interval could have elapsed again since the restart.
+    ensure!(
+        start < restarted_at + INTERVAL_MS,
+        "iteration 2 started {} ms after the restart: the wait began again from zero",
+        start - restarted_at
+    );
+    eprintln!(
+        "interval wait across a restart: killed {} ms after iteration 1 ended, restarted at +{} ms, \
+         iteration 2 started at +{} ms",
+        kill_at - end,
+        restarted_at - end,
+        start - end
+    );
+    let plays = world.plays_of(A);
+    ensure!(plays.len() == 2, "pods played: {plays:?}");
+    let (_, _, completed_1) = plays[0].span()?;
+    let (last_pod, running_2, _) = plays[1].span()?;
+    ensure!(
+        running_2 - completed_1 >= INTERVAL_MS,
+        "pods: iteration 2 ran {} ms after iteration 1 completed",
+        running_2 - completed_1
+    );
+    let a = entry(&status, A)?;
+    ensure!(
+        a["iteration"] == 2 && a["iterations"] == 2 && a["experimentPod"] == last_pod.as_str(),
+        "entry: {a}"
+    );
+    world.expect_one_job_per_attempt(2)?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Abort in the parallel stage
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn abort_in_the_parallel_stage_cleans_every_job() -> anyhow::Result<()> {
+    // b and c run until someone stops them; d never gets to start.
+    let world = World::new(
+        "abort-parallel",
+        diamond(
+            &[],
+            [("pass", "0.5"), ("hang", "1"), ("hang", "1"), ("pass", "1")],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A, B, C, D])?;
+    let in_flight = wait_all_in_monitor(&world, &mut runner, &["batch-b#1", "batch-c#1"]).await?;
+    let pod_of = |key: &str| {
+        in_flight
+            .get(key)
+            .and_then(|(_, pod)| pod.clone())
+            .unwrap_or_default()
+    };
+    let (pod_b, pod_c) = (pod_of("batch-b#1"), pod_of("batch-c#1"));
+
+    let started = Instant::now();
+    world
+        .patch_engine(json!({"spec": {"engineState": "stop"}}))
+        .await?;
+    let exit = runner.wait(ABORT_BOUND).await?;
+    let exited_after = started.elapsed();
+    ensure!(
+        exit.code() == Some(0),
+        "exit {exit}; log:\n{}",
+        runner.log_tail(30)
+    );
+    world
+        .wait_no_jobs_or_pods(ABORT_BOUND.saturating_sub(started.elapsed()))
+        .await
+        .with_context(|| format!("Jobs/pods not gone within {ABORT_BOUND:?} of the stop"))?;
+    let cleaned_after = started.elapsed();
+    eprintln!("abort: exit after {exited_after:?}, Jobs and pods gone after {cleaned_after:?}");
+
+    let status = world.status().await?;
+    let (pod_a, _, _) = world.single_play(A)?;
+    check_entries(
+        &status,
+        &[
+            (A, &pod_a, "Completed", "Pass"),
+            (B, &pod_b, "Forcefully Aborted", "Stopped"),
+            (C, &pod_c, "Forcefully Aborted", "Stopped"),
+            (D, "N/A", "Forcefully Aborted", "Stopped"),
+        ],
+    )?;
+    let trail = trail(&status)?;
+    check_trail(&trail)?;
+    for key in ["batch-b#1", "batch-c#1"] {
+        let chain = chain_of(&trail, key);
+        ensure!(
+            chain.iter().any(|t| t.2 == "ExperimentAborted")
+                && chain.last().is_some_and(|t| t.1 == "Aborted"),
+            "{key}: {chain:?}"
+        );
+    }
+    let d = chain_of(&trail, "batch-d#1");
+    ensure!(
+        d.len() == 1 && d[0].0 == "Planned" && d[0].1 == "Aborted",
+        "d: {d:?}"
+    );
+    let events = world.events().await?;
+    for exp in [B, C, D] {
+        ensure!(
+            find_events(&events, "ExperimentAborted")
+                .iter()
+                .any(|e| message(e).contains(exp)),
+            "no ExperimentAborted event for {exp}: {:#?}",
+            describe_events(&events)
+        );
+    }
+    world.expect_one_job_per_attempt(3)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Monitoring
+// ---------------------------------------------------------------------------------------------
+
+/// The ownerReference a chaos-exporter object must carry.
+fn expect_owned_by_engine(
+    what: &str,
+    owners: Option<&Vec<OwnerReference>>,
+    uid: &str,
+) -> anyhow::Result<()> {
+    let owners = owners.cloned().unwrap_or_default();
+    ensure!(
+        owners.len() == 1
+            && owners[0].uid == uid
+            && owners[0].kind == "ChaosEngine"
+            && owners[0].name == ENGINE
+            && owners[0].api_version == "litmuschaos.io/v1alpha1"
+            && owners[0].controller == Some(true)
+            && owners[0].block_owner_deletion == Some(true),
+        "{what}: ownerReferences {owners:?}, want the ChaosEngine {ENGINE} uid {uid} as controller"
+    );
+    Ok(())
+}
+
+/// The exporter's Deployment and Service, checked; their uids.
+async fn expect_exporter(world: &World, image: &str) -> anyhow::Result<(String, String)> {
+    let deployment = world
+        .ns
+        .api::<Deployment>()
+        .get_opt("chaos-exporter")
+        .await?
+        .ok_or_else(|| anyhow!("no Deployment chaos-exporter"))?;
+    expect_owned_by_engine(
+        "Deployment chaos-exporter",
+        deployment.metadata.owner_references.as_ref(),
+        &world.uid,
+    )?;
+    let images: Vec<String> = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| {
+            p.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(
+        images == [image],
+        "exporter images {images:?}, want {image}"
+    );
+    let service = world
+        .ns
+        .api::<Service>()
+        .get_opt("chaos-exporter")
+        .await?
+        .ok_or_else(|| anyhow!("no Service chaos-exporter"))?;
+    expect_owned_by_engine(
+        "Service chaos-exporter",
+        service.metadata.owner_references.as_ref(),
+        &world.uid,
+    )?;
+    Ok((
+        deployment.metadata.uid.unwrap_or_default(),
+        service.metadata.uid.unwrap_or_default(),
+    ))
+}
+
+/// How many times ChaosExporterReady was reported (counts of aggregated Events summed), and
+/// that no ChaosExporterFailed was.
+async fn exporter_ready_count(world: &World) -> anyhow::Result<i32> {
+    let events = world.events().await?;
+    ensure!(
+        find_events(&events, "ChaosExporterFailed").is_empty(),
+        "{:#?}",
+        describe_events(&events)
+    );
+    let ready = find_events(&events, "ChaosExporterReady");
+    ensure!(
+        ready.iter().all(|e| e.type_.as_deref() == Some("Normal")),
+        "ChaosExporterReady not Normal: {:#?}",
+        describe_events(&events)
+    );
+    Ok(ready.iter().map(|e| e.count.unwrap_or(1)).sum())
+}
+
+#[tokio::test]
+async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adopts_it()
+-> anyhow::Result<()> {
+    const IMAGE: &str = "registry.example/chaos-exporter:e2e";
+    let world = World::new(
+        "monitoring",
+        engine(
+            &[(MONITORING, "true"), (EXPORTER_IMAGE, IMAGE)],
+            vec![experiment(A, "pass", "0.5")],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A])?;
+    expect_exit(&mut runner, 0).await?;
+    let (deployment_uid, service_uid) = expect_exporter(&world, IMAGE).await?;
+    ensure!(
+        exporter_ready_count(&world).await? == 1,
+        "ChaosExporterReady after the first run"
+    );
+    ensure!(
+        entry(&world.status().await?, A)?["verdict"] == "Pass",
+        "first run's verdict"
+    );
+
+    // A second run, as the operator starts one: status cleared (its typed update drops the
+    // runner's checkpoint, and a re-run clears the entries).
+    world
+        .patch_engine(json!({"status": {"experiments": null, "chaosRunner": null}}))
+        .await?;
+    let mut second = world.spawn(&[A])?;
+    expect_exit(&mut second, 0).await?;
+    ensure!(
+        second.output().contains("starting a new run"),
+        "the second runner did not start a new run:\n{}",
+        second.log_tail(30)
+    );
+    let (deployment_again, service_again) = expect_exporter(&world, IMAGE).await?;
+    ensure!(
+        deployment_again == deployment_uid && service_again == service_uid,
+        "the exporter was replaced, not adopted: Deployment {deployment_uid} -> \
+         {deployment_again}, Service {service_uid} -> {service_again}"
+    );
+    ensure!(
+        exporter_ready_count(&world).await? == 2,
+        "ChaosExporterReady is not reported again by the second run"
+    );
+    let events = world.events().await?;
+    ensure!(
+        find_events(&events, "ChaosExporterReady")
+            .iter()
+            .any(|e| message(e).contains("Adopted")),
+        "no ChaosExporterReady event says the exporter was adopted: {:#?}",
+        describe_events(&events)
+    );
+    ensure!(
+        entry(&world.status().await?, A)?["verdict"] == "Pass",
+        "second run's verdict"
+    );
+    world.expect_one_job_per_attempt(2)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn spec_monitoring_true_creates_the_exporter_with_the_default_image() -> anyhow::Result<()> {
+    let mut engine = engine(&[], vec![experiment(A, "pass", "0.5")]);
+    engine["spec"]["monitoring"] = json!(true);
+    let world = World::new("monitoring-spec", engine).await?;
+    let mut runner = world.spawn(&[A])?;
+    expect_exit(&mut runner, 0).await?;
+    expect_exporter(&world, "litmuschaos/chaos-exporter:3.18.0").await?;
+    ensure!(
+        exporter_ready_count(&world).await? == 1,
+        "ChaosExporterReady"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Plans rejected before anything runs
+// ---------------------------------------------------------------------------------------------
+
+/// An engine whose plan cannot run: Warning PlanInvalid naming the problem, the failure in
+/// `status.chaosRunner.failure`, every experiment Skipped, no Job ever created, exit 0.
+async fn rejected_plan(
+    prefix: &str,
+    annotations: &[(&str, &str)],
+    parts: &[&str],
+) -> anyhow::Result<()> {
+    let world = World::new(
+        prefix,
+        engine(
+            annotations,
+            vec![experiment(A, "pass", "0.5"), experiment(B, "pass", "0.5")],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&[A, B])?;
+    expect_exit(&mut runner, 0).await?;
+    expect_warning(&world, "PlanInvalid", parts).await?;
+    let status = world.status().await?;
+    let failure = status["chaosRunner"]["failure"].as_str().unwrap_or("");
+    ensure!(
+        parts.iter().all(|p| failure.contains(p)),
+        "status.chaosRunner.failure = {failure:?}, want it to name {parts:?}"
+    );
+    check_entries(
+        &status,
+        &[(A, "N/A", "Skipped", "Fail"), (B, "N/A", "Skipped", "Fail")],
+    )?;
+    world.expect_no_job_created()?;
+    ensure!(
+        world.sim.events().is_empty(),
+        "pods were played: {:?}",
+        world.sim.events()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dependency_cycle_is_rejected_before_anything_runs() -> anyhow::Result<()> {
+    rejected_plan(
+        "plan-cycle",
+        &[(AFTER, "batch-a: batch-b\nbatch-b: batch-a\n")],
+        &["dependency cycle", "batch-a", "batch-b"],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_unknown_experiment_name_is_rejected_before_anything_runs() -> anyhow::Result<()> {
+    rejected_plan(
+        "plan-unknown",
+        &[(AFTER, "batch-b: batch-z\n")],
+        &["batch-z", "not in the experiment list"],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn zero_iterations_are_rejected_before_anything_runs() -> anyhow::Result<()> {
+    rejected_plan(
+        "plan-zero",
+        &[(ITERATIONS, "0")],
+        &[ITERATIONS, "must be at least 1"],
+    )
+    .await
+}

@@ -315,7 +315,7 @@ pub async fn run(
     if let Some(settings) =
         crate::exporter::requested(raw_engine.data.get("spec"), &annotations, &namespace)
     {
-        ensure_exporter(&client, &events, &engine, &settings).await;
+        ensure_exporter(&client, &events, &engine, &settings, &run_id).await;
     }
 
     let context = Arc::new(RunContext {
@@ -359,7 +359,9 @@ async fn reject_plan(
         kind: EventType::Warning,
         reason: "PlanInvalid".into(),
         message: format!("Invalid run plan, no experiment runs: {message}"),
-        key: format!("plan-invalid/{message}"),
+        // Keyed by run: a later run of the same engine reports again instead of finding the
+        // earlier run's Event (same name) and staying silent.
+        key: format!("{}/plan-invalid/{message}", record.run_id),
     };
     record.failure = Some(format!("invalid run plan: {message}"));
     refuse(
@@ -530,6 +532,7 @@ async fn ensure_exporter(
     events: &EventSink,
     engine: &ChaosEngine,
     settings: &crate::exporter::ExporterSettings,
+    run_id: &str,
 ) {
     let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
         api_version: crate::crd::API_VERSION.to_string(),
@@ -548,20 +551,21 @@ async fn ensure_exporter(
                     "chaos-exporter Deployment {deployment:?} and Service {service:?} ({})",
                     settings.image
                 ),
-                key: "chaos-exporter".into(),
+                // Keyed by run, so the next run's adoption is reported too.
+                key: format!("{run_id}/chaos-exporter"),
             },
             Err(error) => EventReport {
                 kind: EventType::Warning,
                 reason: "ChaosExporterFailed".into(),
                 message: format!("Could not create the chaos-exporter: {error}"),
-                key: "chaos-exporter-failed".into(),
+                key: format!("{run_id}/chaos-exporter-failed"),
             },
         },
         Err(error) => EventReport {
             kind: EventType::Warning,
             reason: "ChaosExporterFailed".into(),
             message: format!("Could not create the chaos-exporter: {error}"),
-            key: "chaos-exporter-failed".into(),
+            key: format!("{run_id}/chaos-exporter-failed"),
         },
     };
     tracing::info!(reason = %report.reason, "{}", report.message);

@@ -204,6 +204,9 @@ pub struct AttemptRunner {
     /// An abort is fed to the engine once; after that the phase's own commands run (the
     /// cleanup of an aborted attempt must not be interrupted by the same abort again).
     abort_delivered: bool,
+    /// The span the attempt was created under (the run's): the attempt's span is its child
+    /// even though the attempt runs in a task of its own.
+    parent_span: tracing::Span,
 }
 
 impl AttemptRunner {
@@ -215,6 +218,7 @@ impl AttemptRunner {
             pending: StatusChange::default(),
             pending_events: Vec::new(),
             abort_delivered: false,
+            parent_span: tracing::Span::current(),
         }
     }
 
@@ -268,7 +272,7 @@ impl AttemptRunner {
     }
 
     /// Runs the attempt to a terminal phase.
-    #[tracing::instrument(name = "attempt", skip(self), fields(engine = %self.context.config.engine_name, experiment = %self.key.experiment, iteration = self.key.iteration))]
+    #[tracing::instrument(name = "attempt", parent = &self.parent_span, skip(self), fields(engine = %self.context.config.engine_name, experiment = %self.key.experiment, iteration = self.key.iteration))]
     pub async fn run(mut self) -> Result<AttemptEnd, RunError> {
         let mut checkpoint = self.load_checkpoint()?;
         if !self.context.checkpoints.contains_key(&self.key.key)
@@ -351,7 +355,9 @@ impl AttemptRunner {
             }
             .into(),
             message: format!("Chaos Experiment {} not run: {reason}", self.key.experiment),
-            key: format!("{}/unstarted", self.key.key),
+            // Keyed by run (as every Event of an attempt): a later run of the same engine
+            // reports its own instead of meeting the earlier run's Event name and staying silent.
+            key: format!("{}/{}/unstarted", self.context.run_id, self.key.key),
         });
         self.flush().await?;
         Ok(AttemptEnd {
@@ -441,8 +447,8 @@ impl AttemptRunner {
                         reason: event.reason.to_string(),
                         message: event.message.clone(),
                         key: format!(
-                            "{}/{transition}/{}/{}",
-                            self.key.key, event.reason, event.message
+                            "{}/{}/{transition}/{}/{}",
+                            self.context.run_id, self.key.key, event.reason, event.message
                         ),
                     });
                 }
@@ -544,8 +550,21 @@ impl AttemptRunner {
         let experiment: ChaosExperiment = serde_json::to_value(&raw)
             .and_then(serde_json::from_value)
             .map_err(|e| format!("ChaosExperiment {} is malformed: {e}", self.key.experiment))?;
-        merge::merge(&self.context.engine, &experiment, &self.context.runner_env)
-            .map_err(|e| e.to_string())
+        // With an exporter, the experiment's TRACE_PARENT is this attempt's span (its spans
+        // become the attempt's children); otherwise the runner's own, unchanged.
+        let inherited = self.context.runner_env.trace_parent.as_deref();
+        let trace_parent =
+            crate::telemetry::experiment_trace_parent(&tracing::Span::current(), inherited);
+        if trace_parent.as_deref() == inherited {
+            merge::merge(&self.context.engine, &experiment, &self.context.runner_env)
+        } else {
+            let runner_env = merge::RunnerEnv {
+                trace_parent,
+                ..self.context.runner_env.clone()
+            };
+            merge::merge(&self.context.engine, &experiment, &runner_env)
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// The merged experiment; read again after a restart.

@@ -157,7 +157,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_BAD_INPUT));
         }
     };
-    init_tracing(cli.log_format);
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    // Only the run exports spans. Dropped last, so the final flush happens on every exit path.
+    let telemetry = match cli.command {
+        None => crate::telemetry::Telemetry::from_env(&env),
+        Some(_) => Ok(None),
+    };
+    let _telemetry = init_tracing(cli.log_format, telemetry);
     match cli.command {
         Some(Command::Render(args)) => match render(&args) {
             Ok(yaml) => {
@@ -209,7 +215,6 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let env: BTreeMap<String, String> = std::env::vars().collect();
             runtime.block_on(run_from_env(
                 env,
                 RunOptions {
@@ -220,23 +225,46 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Sets up the tracing subscriber on stderr (stdout carries `render`/`transitions` output).
-fn init_tracing(format: Option<LogFormat>) {
-    use tracing_subscriber::EnvFilter;
+/// Sets up the tracing subscriber on stderr (stdout carries `render`/`transitions` output),
+/// with the OpenTelemetry layer when the exporter is set up. Returns the exporter, which must
+/// live until the process ends; a failed set-up is logged and the run goes on without traces.
+fn init_tracing(
+    format: Option<LogFormat>,
+    telemetry: Result<Option<crate::telemetry::Telemetry>, crate::telemetry::TelemetryError>,
+) -> Option<crate::telemetry::Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Plain
     } else {
         LogFormat::Json
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // try_init: a second initialisation (tests) is not an error worth dying for.
-    let _ = match format {
-        LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let (telemetry, failure) = match telemetry {
+        Ok(telemetry) => (telemetry, None),
+        Err(error) => (None, Some(error)),
     };
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // RUST_LOG filters the log lines only; the OpenTelemetry layer has its own filter.
+    let lines = match format {
+        LogFormat::Plain => lines.with_filter(filter).boxed(),
+        LogFormat::Json => lines.json().with_filter(filter).boxed(),
+    };
+    let spans = telemetry.as_ref().map(|telemetry| telemetry.layer());
+    // try_init: a second initialisation (tests) is not an error worth dying for.
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(spans)
+        .try_init();
+    if let Some(error) = failure {
+        tracing::warn!(%error, "OpenTelemetry export is off");
+    }
+    if let Some(telemetry) = &telemetry {
+        let target = telemetry.target();
+        tracing::info!(endpoint = %target.url, wire = ?target.wire, "exporting spans over OTLP");
+    }
+    telemetry
 }
 
 /// Exit code for an infrastructure failure a restart can cure (the kubelet restarts the
@@ -293,7 +321,17 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
     };
     let shutdown = crate::driver::shutdown_signal();
     let options = crate::driver::RunOptions { monitor_timeout };
-    match crate::driver::run(client, config, options, shutdown).await {
+    // The run's span joins the operator's trace (TRACE_PARENT); the attempts are its children.
+    let span = crate::telemetry::run_span(
+        &config.engine_name,
+        &config.namespace,
+        config.trace_parent.as_ref(),
+    );
+    let run = tracing::Instrument::instrument(
+        crate::driver::run(client, config, options, shutdown),
+        span,
+    );
+    match run.await {
         Ok(end) => {
             end.log();
             ExitCode::SUCCESS

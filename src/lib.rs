@@ -21,3 +21,4 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod telemetry;

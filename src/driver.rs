@@ -240,7 +240,7 @@ pub async fn run(
         EngineWriter::spawn(engines.clone(), raw_engine.clone(), record);
 
     // Observers: the engine (stop / deletion) and the experiment pods.
-    let (engine_tx, mut engine_rx) = watch::channel(Some(raw_engine.clone()));
+    let (engine_tx, mut engine_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut background = JoinSet::new();
     if access.watch_engine {
         background.spawn(observe::watch_engine(
@@ -268,7 +268,9 @@ pub async fn run(
         background.spawn(async move {
             while copies.changed().await.is_ok() {
                 let copy = copies.borrow_and_update().clone();
-                tx.send_replace(copy);
+                if tx.send(copy).is_err() {
+                    return;
+                }
             }
         });
     }
@@ -287,10 +289,13 @@ pub async fn run(
     }
 
     // Abort: SIGTERM (through `shutdown`), engineState stop, engine deletion.
+    let raw_engine_for_abort = raw_engine.clone();
     let (abort_tx, abort_rx) = watch::channel(None::<String>);
+    // Every engine copy is looked at (not just the latest), so a stop is never hidden by a
+    // stale copy that arrives after it.
     background.spawn(async move {
+        let mut signal = EngineSignal::of(Some(&raw_engine_for_abort));
         loop {
-            let signal = EngineSignal::of(engine_rx.borrow_and_update().as_ref());
             let reason = match signal {
                 EngineSignal::Stop => Some("engineState set to stop"),
                 EngineSignal::Deleted => Some("the ChaosEngine was deleted"),
@@ -305,7 +310,10 @@ pub async fn run(
                 return;
             }
             tokio::select! {
-                changed = engine_rx.changed() => if changed.is_err() { return },
+                copy = engine_rx.recv() => match copy {
+                    Some(copy) => signal = EngineSignal::of(copy.as_ref()),
+                    None => return,
+                },
                 changed = shutdown.changed() => if changed.is_err() { return },
             }
         }

@@ -266,22 +266,25 @@ impl EngineSignal {
     }
 }
 
-/// Follows the ChaosEngine by watch from `version` (the copy the runner read at start),
-/// publishing each copy (`None` once deleted).
+/// Every copy of the ChaosEngine seen, in order (`None` once it is deleted). A channel that
+/// keeps every copy rather than the latest: a stale copy arriving late must not hide a `stop`.
+pub type EngineCopies = tokio::sync::mpsc::UnboundedSender<Option<DynamicObject>>;
+
+/// Follows the ChaosEngine by watch from `version` (the copy the runner read at start).
 pub async fn watch_engine(
     api: Api<DynamicObject>,
     name: String,
     version: String,
-    out: watch::Sender<Option<DynamicObject>>,
+    out: EngineCopies,
 ) {
     let params = watch_params(WatchParams::default().fields(&format!("metadata.name={name}")));
     watch_stream(api, params, version, |seen| match seen {
         Seen::Restart => {}
         Seen::Applied(engine) => {
-            out.send_replace(Some(engine));
+            let _ = out.send(Some(engine));
         }
         Seen::Deleted(_) => {
-            out.send_replace(None);
+            let _ = out.send(None);
         }
     })
     .await;
@@ -291,7 +294,7 @@ pub async fn watch_engine(
 pub async fn poll_engine(
     api: Api<DynamicObject>,
     name: String,
-    out: watch::Sender<Option<DynamicObject>>,
+    out: EngineCopies,
     interval: Duration,
 ) {
     loop {
@@ -299,7 +302,7 @@ pub async fn poll_engine(
         let what = format!("get ChaosEngine {name}");
         match call(&what, || api.get_opt(&name)).await {
             Ok(found) => {
-                out.send_replace(found);
+                let _ = out.send(found);
             }
             Err(error) => tracing::warn!(%error, "reading the engine failed; polling on"),
         }

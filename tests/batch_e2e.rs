@@ -1341,6 +1341,17 @@ async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adop
         entry(&world.status().await?, A)?["verdict"] == "Pass",
         "second run's verdict"
     );
+    // The second run's attempt reports its own Events too: the dependency check happened twice.
+    let checks: i32 = find_events(&events, "ExperimentDependencyCheck")
+        .iter()
+        .filter(|e| message(e).contains(A))
+        .map(|e| e.count.unwrap_or(1))
+        .sum();
+    ensure!(
+        checks == 2,
+        "ExperimentDependencyCheck for {A} reported {checks} times over two runs: {:#?}",
+        describe_events(&events)
+    );
     world.expect_one_job_per_attempt(2)?;
     Ok(())
 }

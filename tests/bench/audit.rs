@@ -4,11 +4,16 @@
 //! Every request is counted once, by `auditID`: a plain request is logged at stage
 //! `ResponseComplete`; a watch is logged at `ResponseStarted` when it opens and at
 //! `ResponseComplete` only when it ends (perhaps after the run), so its first stage counts.
+//!
+//! The apiserver rotates the log at 100 MB (`audit.log` is renamed `audit-<time>.log` and a new
+//! one started) and the plane is shared, so a run may straddle a rotation: a [`Cursor`] keeps
+//! the file's inode and follows it into the rotated file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow};
@@ -38,20 +43,96 @@ impl AuditRequest {
     }
 }
 
-/// The audit log's current length: requests logged after this offset are new.
-pub fn end_offset(path: &Path) -> anyhow::Result<u64> {
-    Ok(std::fs::metadata(path)
-        .with_context(|| format!("audit log {}", path.display()))?
-        .len())
+/// A position in the audit log: the file (by inode, which a rotation keeps) and a byte offset.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    path: PathBuf,
+    inode: u64,
+    offset: u64,
 }
 
-/// The requests of user `username` logged after byte `from`, in the order they were received.
-pub fn requests_of(path: &Path, from: u64, username: &str) -> anyhow::Result<Vec<AuditRequest>> {
+/// The end of the audit log now: requests logged after it are new.
+pub fn end_of(path: &Path) -> anyhow::Result<Cursor> {
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("audit log {}", path.display()))?;
+    Ok(Cursor {
+        path: path.to_path_buf(),
+        inode: metadata.ino(),
+        offset: metadata.len(),
+    })
+}
+
+/// The files to read from `cursor` on, each with its start offset: the cursor's file (renamed
+/// if it was rotated since), the files rotated after it, then the current log.
+fn files_since(cursor: &Cursor) -> anyhow::Result<Vec<(PathBuf, u64)>> {
+    let current = std::fs::metadata(&cursor.path)
+        .with_context(|| format!("audit log {}", cursor.path.display()))?;
+    if current.ino() == cursor.inode {
+        return Ok(vec![(cursor.path.clone(), cursor.offset)]);
+    }
+    let dir = cursor
+        .path
+        .parent()
+        .ok_or_else(|| anyhow!("{}: no parent directory", cursor.path.display()))?;
+    let stem = cursor
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| anyhow!("{}: no file name", cursor.path.display()))?;
+    // Rotated names embed the rotation time, so their order is the name order.
+    let mut rotated: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(&format!("{stem}-")))
+        })
+        .filter_map(|entry| Some((entry.path(), entry.metadata().ok()?.ino())))
+        .collect();
+    rotated.sort();
+    let start = rotated
+        .iter()
+        .position(|(_, inode)| *inode == cursor.inode)
+        .ok_or_else(|| {
+            anyhow!(
+                "{} was rotated and its old file is gone: the run's requests cannot be counted",
+                cursor.path.display()
+            )
+        })?;
+    let mut files: Vec<(PathBuf, u64)> = rotated[start..]
+        .iter()
+        .enumerate()
+        .map(|(index, (path, _))| (path.clone(), if index == 0 { cursor.offset } else { 0 }))
+        .collect();
+    files.push((cursor.path.clone(), 0));
+    Ok(files)
+}
+
+/// The requests of user `username` logged after `cursor`, in the order they were received.
+pub fn requests_since(cursor: &Cursor, username: &str) -> anyhow::Result<Vec<AuditRequest>> {
+    let mut requests: Vec<AuditRequest> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for (path, from) in files_since(cursor)? {
+        read_requests(&path, from, username, &mut requests, &mut by_id)?;
+    }
+    requests.sort_by_key(|r| r.received);
+    Ok(requests)
+}
+
+/// Adds the requests of `username` in `path` after byte `from`; `by_id` indexes `requests`
+/// by `auditID`, across files.
+fn read_requests(
+    path: &Path,
+    from: u64,
+    username: &str,
+    requests: &mut Vec<AuditRequest>,
+    by_id: &mut HashMap<String, usize>,
+) -> anyhow::Result<()> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     file.seek(SeekFrom::Start(from))
         .with_context(|| format!("seeking {} to {from}", path.display()))?;
-    let mut requests: Vec<AuditRequest> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut reader = BufReader::new(file);
     let mut line = String::new();
     let mut line_number = 0usize;
@@ -121,8 +202,7 @@ pub fn requests_of(path: &Path, from: u64, username: &str) -> anyhow::Result<Vec
             code,
         });
     }
-    requests.sort_by_key(|r| r.received);
-    Ok(requests)
+    Ok(())
 }
 
 /// Counts by `verb resource`, sorted by key.

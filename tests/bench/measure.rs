@@ -52,6 +52,15 @@ pub struct RunMeasurement {
     pub monitoring: Option<(usize, f64)>,
     /// The last `VmHWM` read before the process exited, in KiB.
     pub peak_rss_kib: Option<u64>,
+    /// Spawn → first pod Running, → last pod completed, → every entry final (ms).
+    pub first_running_ms: Option<f64>,
+    pub last_completion_ms: Option<f64>,
+    pub all_final_ms: Option<f64>,
+    /// Sizes in the engine's last copy: the whole object as JSON, `status.chaosRunner`, and
+    /// the `chaos-runner.io/audit` annotation (bytes).
+    pub engine_bytes: usize,
+    pub record_bytes: usize,
+    pub trail_bytes: usize,
 }
 
 impl RunMeasurement {
@@ -98,8 +107,9 @@ pub async fn measure_run(
         .context("the admin watch did not deliver the engine within 20 s")?
         .context("the engine follower stopped")?;
 
-    let audit_from = audit::end_offset(&audit_log)?;
+    let audit_from = audit::end_of(&audit_log)?;
     let spawned_at = SystemTime::now();
+    let spawned = Instant::now();
     let mut runner = RunnerProcess::spawn(spec)?;
     let (stop_sampler, stop_rx) = watch::channel(false);
     let sampler = tokio::spawn(sample_peak_rss(runner.pid(), stop_rx));
@@ -135,7 +145,7 @@ pub async fn measure_run(
     // The apiserver writes the audit event of a request when it answers; give the last
     // answers a moment to reach the file.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let requests = audit::requests_of(&audit_log, audit_from, &username)?;
+    let requests = audit::requests_since(&audit_from, &username)?;
     let sim_events = simulator.events();
     simulator.stop().await;
     let engine_log = engine_log
@@ -200,6 +210,12 @@ pub async fn measure_run(
         }
     }
     let last_completion = completed.values().map(|(instant, _)| *instant).max();
+    let first_running = sim_events
+        .iter()
+        .filter(|e| matches!(e.kind, SimEventKind::Running))
+        .map(|e| e.instant)
+        .min();
+    let since_spawn = |at: Option<Instant>| at.map(|at| signed_ms(at, spawned));
     let all_final_after_last_completion_ms = match (engine_log.all_final_at, last_completion) {
         (Some(done), Some(last)) => Some(signed_ms(done, last)),
         _ => None,
@@ -239,7 +255,9 @@ pub async fn measure_run(
     let output = runner.output();
     Ok(RunMeasurement {
         mode_logged: mode_line(&output),
-        exit: status.to_string(),
+        exit: status
+            .code()
+            .map_or_else(|| status.to_string(), |code| code.to_string()),
         exit_ok: status.success(),
         wall,
         verdicts,
@@ -250,6 +268,12 @@ pub async fn measure_run(
         last_job_ms,
         monitoring,
         peak_rss_kib,
+        first_running_ms: since_spawn(first_running),
+        last_completion_ms: since_spawn(last_completion),
+        all_final_ms: since_spawn(engine_log.all_final_at),
+        engine_bytes: engine_log.engine_bytes,
+        record_bytes: engine_log.record_bytes,
+        trail_bytes: engine_log.trail_bytes,
     })
 }
 
@@ -312,6 +336,10 @@ struct EngineLog {
     all_final_at: Option<Instant>,
     /// `status.experiments` of the last copy.
     last_entries: Vec<Value>,
+    /// Sizes in the last copy (see [`RunMeasurement::engine_bytes`]).
+    engine_bytes: usize,
+    record_bytes: usize,
+    trail_bytes: usize,
 }
 
 /// A verdict the runner writes only once the experiment is over.
@@ -365,6 +393,19 @@ async fn follow_engine(
             log.all_final_at = Some(arrived);
         }
         log.last_entries = entries;
+        log.engine_bytes = serde_json::to_string(&engine).map_or(0, |t| t.len());
+        log.record_bytes = engine
+            .data
+            .get("status")
+            .and_then(|s| s.get("chaosRunner"))
+            .and_then(|r| serde_json::to_string(r).ok())
+            .map_or(0, |t| t.len());
+        log.trail_bytes = engine
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("chaos-runner.io/audit"))
+            .map_or(0, String::len);
         drop(log);
         copies.send_modify(|n| *n += 1);
     }

@@ -807,41 +807,91 @@ impl RunnerProcess {
 }
 
 /// A position in the plane's audit log: the requests the apiserver recorded after it.
+///
+/// The apiserver rotates its audit log at 100 MB (renamed to `audit-<time>.log`, same inode, and
+/// a new `audit.log` started): the cursor follows its file by inode and also reads every audit
+/// file begun after it, so requests are not lost when a rotation falls inside a test.
 #[derive(Debug, Clone)]
 pub struct AuditCursor {
     path: PathBuf,
     offset: u64,
+    /// Inode of the log file the offset belongs to.
+    inode: u64,
+    /// When the cursor was taken: audit files last written before it hold nothing after it.
+    taken_at: std::time::SystemTime,
 }
 
 impl AuditCursor {
     /// The end of the audit log now; `None` when the plane exports no audit log.
     pub fn now() -> anyhow::Result<Option<AuditCursor>> {
+        use std::os::unix::fs::MetadataExt as _;
         let Some(path) = plane()?.audit_log.clone() else {
             return Ok(None);
         };
-        let offset = fs::metadata(&path)
-            .with_context(|| format!("reading audit log {}", path.display()))?
-            .len();
-        Ok(Some(AuditCursor { path, offset }))
+        let taken_at = std::time::SystemTime::now();
+        let metadata =
+            fs::metadata(&path).with_context(|| format!("reading audit log {}", path.display()))?;
+        Ok(Some(AuditCursor {
+            path,
+            offset: metadata.len(),
+            inode: metadata.ino(),
+            taken_at,
+        }))
+    }
+
+    /// The audit files holding requests since the cursor, with the offset to read each from:
+    /// the cursor's own file (wherever rotation renamed it) and every file started after it.
+    fn files_since(&self) -> anyhow::Result<Vec<(PathBuf, u64)>> {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+        let stem = self
+            .path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("audit")
+            .to_owned();
+        let mut files = Vec::new();
+        for dir_entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            let dir_entry = dir_entry?;
+            let name = dir_entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with(&stem) && name.ends_with(".log")) {
+                continue;
+            }
+            let Ok(metadata) = dir_entry.metadata() else {
+                continue; // removed while listing
+            };
+            if metadata.ino() == self.inode {
+                files.push((dir_entry.path(), self.offset));
+            } else if metadata.modified().is_ok_and(|m| m >= self.taken_at) {
+                files.push((dir_entry.path(), 0));
+            }
+        }
+        Ok(files)
     }
 
     /// Every audit event written since the cursor, one per request (stage ResponseComplete,
     /// deduplicated by auditID; a watch still open has none yet).
     pub fn requests(&self) -> anyhow::Result<Vec<Value>> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut file = fs::File::open(&self.path)
-            .with_context(|| format!("opening audit log {}", self.path.display()))?;
-        file.seek(SeekFrom::Start(self.offset))?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .with_context(|| format!("reading audit log {}", self.path.display()))?;
         let mut seen = std::collections::HashSet::new();
-        Ok(text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|event| event["stage"] == "ResponseComplete")
-            .filter(|event| seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned()))
-            .collect())
+        let mut requests = Vec::new();
+        for (path, offset) in self.files_since()? {
+            let mut file = fs::File::open(&path)
+                .with_context(|| format!("opening audit log {}", path.display()))?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut text = String::new();
+            file.read_to_string(&mut text)
+                .with_context(|| format!("reading audit log {}", path.display()))?;
+            requests.extend(
+                text.lines()
+                    .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                    .filter(|event| event["stage"] == "ResponseComplete")
+                    .filter(|event| {
+                        seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned())
+                    }),
+            );
+        }
+        Ok(requests)
     }
 
     /// The requests since the cursor made by `username` (e.g.

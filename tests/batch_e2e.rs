@@ -437,7 +437,7 @@ fn check_entries(status: &Value, expected: &[(&str, &str, &str, &str)]) -> anyho
 }
 
 /// One record of the audit trail in `status.chaosRunner.history`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Transition {
     attempt: String,
     from: String,
@@ -463,6 +463,33 @@ fn trail(status: &Value) -> anyhow::Result<Vec<Transition>> {
             })
         })
         .collect()
+}
+
+/// The trail mirrored in the engine's `chaos-runner.io/audit` annotation must equal the status
+/// one: parallel attempts write through one coalescing writer, and neither copy may lose a
+/// record.
+async fn expect_annotation_mirrors_trail(
+    world: &World,
+    trail: &[Transition],
+) -> anyhow::Result<()> {
+    let engine = world
+        .ns
+        .litmus_api(LitmusKind::ChaosEngine)
+        .get(ENGINE)
+        .await?;
+    let raw = engine
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("chaos-runner.io/audit"))
+        .ok_or_else(|| anyhow!("the engine has no chaos-runner.io/audit annotation"))?;
+    let mirrored: Value = serde_json::from_str(raw).context("parsing chaos-runner.io/audit")?;
+    let mirrored = self::trail(&json!({"chaosRunner": mirrored}))?;
+    ensure!(
+        mirrored == trail,
+        "the annotation's trail differs from status.chaosRunner.history:\n{mirrored:#?}\nvs\n{trail:#?}"
+    );
+    Ok(())
 }
 
 /// Every transition once; per attempt an unbroken chain from Init (or Planned, for an attempt
@@ -670,6 +697,7 @@ async fn a_diamond_runs_in_order_with_its_middle_stage_in_parallel() -> anyhow::
     // Order by the runner's own trail: each attempt starts after what it depends on ended.
     let trail = trail(&status)?;
     check_trail(&trail)?;
+    expect_annotation_mirrors_trail(&world, &trail).await?;
     let (_, end_a) = span(&trail, "batch-a#1")?;
     let (start_b, end_b) = span(&trail, "batch-b#1")?;
     let (start_c, end_c) = span(&trail, "batch-c#1")?;
@@ -1006,7 +1034,9 @@ async fn sigkill_in_the_parallel_stage_then_restart_finishes_without_duplicates(
     // The resumed runner kept the plan: d only after both b and c.
     ensure_before("pods: b before d", done_b, run_d)?;
     ensure_before("pods: c before d", done_c, run_d)?;
-    check_trail(&trail(&status)?)?;
+    let trail = trail(&status)?;
+    check_trail(&trail)?;
+    expect_annotation_mirrors_trail(&world, &trail).await?;
     world.expect_one_job_per_attempt(4)?;
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
 }

@@ -994,9 +994,25 @@ async fn three_iterations_run_three_attempts_at_least_the_interval_apart() -> an
 #[tokio::test]
 async fn sigkill_in_the_parallel_stage_then_restart_finishes_without_duplicates()
 -> anyhow::Result<()> {
+    sigkill_in_the_parallel_stage(false).await
+}
+
+#[tokio::test]
+async fn sigkill_in_the_parallel_stage_with_the_checkpoint_erased_finishes_without_duplicates()
+-> anyhow::Result<()> {
+    // Only the audit annotation and the entries are left: the plan and both in-flight attempts
+    // are rebuilt from them and the cluster.
+    sigkill_in_the_parallel_stage(true).await
+}
+
+async fn sigkill_in_the_parallel_stage(erase_checkpoint: bool) -> anyhow::Result<()> {
     // c fails and d runs anyway: a Fail verdict and a stage after the restart are both at stake.
     let world = World::new(
-        "kill-parallel",
+        if erase_checkpoint {
+            "kill-parallel-erased"
+        } else {
+            "kill-parallel"
+        },
         diamond(
             &[(ON_DEPENDENCY_FAILURE, "run")],
             [("pass", "1"), ("pass", "3"), ("fail", "3"), ("pass", "1")],
@@ -1008,12 +1024,26 @@ async fn sigkill_in_the_parallel_stage_then_restart_finishes_without_duplicates(
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
     eprintln!("killed with {at_kill:?} stored");
+    if erase_checkpoint {
+        world
+            .patch_engine(json!({"status": {"chaosRunner": null}}))
+            .await?;
+        ensure!(
+            world.status().await?["chaosRunner"].is_null(),
+            "checkpoint not erased"
+        );
+    }
 
     let mut second = world.spawn(&[A, B, C, D])?;
     expect_exit(&mut second, 0).await?;
+    let resumed = if erase_checkpoint {
+        "resuming from the audit trail"
+    } else {
+        "resuming from the checkpoint"
+    };
     ensure!(
-        second.output().contains("resuming from the checkpoint"),
-        "the second runner did not resume from the checkpoint:\n{}",
+        second.output().contains(resumed),
+        "the second runner did not log {resumed:?}:\n{}",
         second.log_tail(30)
     );
 
@@ -1044,9 +1074,24 @@ async fn sigkill_in_the_parallel_stage_then_restart_finishes_without_duplicates(
 #[tokio::test]
 async fn sigkill_during_a_min_interval_wait_neither_restarts_nor_skips_the_wait()
 -> anyhow::Result<()> {
+    sigkill_during_a_min_interval_wait(false).await
+}
+
+#[tokio::test]
+async fn sigkill_during_a_min_interval_wait_with_the_checkpoint_erased_keeps_the_wait()
+-> anyhow::Result<()> {
+    // The end of iteration 1 is then known only from the audit trail.
+    sigkill_during_a_min_interval_wait(true).await
+}
+
+async fn sigkill_during_a_min_interval_wait(erase_checkpoint: bool) -> anyhow::Result<()> {
     const INTERVAL_MS: i64 = 5000;
     let world = World::new(
-        "kill-interval",
+        if erase_checkpoint {
+            "kill-interval-erased"
+        } else {
+            "kill-interval"
+        },
         engine(
             &[(ITERATIONS, "2"), (MIN_INTERVAL, "5s")],
             vec![experiment(A, "pass", "1")],
@@ -1095,6 +1140,11 @@ async fn sigkill_during_a_min_interval_wait_neither_restarts_nor_skips_the_wait(
     );
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
+    if erase_checkpoint {
+        world
+            .patch_engine(json!({"status": {"chaosRunner": null}}))
+            .await?;
+    }
     let restarted_at = Timestamp::now().as_millisecond();
     let mut second = world.spawn(&[A])?;
     expect_exit(&mut second, 0).await?;

@@ -247,8 +247,22 @@ impl World {
         let Some(path) = common::plane()?.audit_log.clone() else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the audit log {}", path.display()))?;
+        // The apiserver rotates the log (audit-<time>.log beside it): read every part.
+        let mut text = String::new();
+        let dir = path.parent().context("audit log directory")?;
+        for entry in std::fs::read_dir(dir).context("listing the audit log directory")? {
+            let file = entry?.path();
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with("audit") && name.ends_with(".log") {
+                text.push_str(
+                    &std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading the audit log {}", file.display()))?,
+                );
+            }
+        }
         let needle = format!("\"namespace\":\"{}\"", self.ns.name());
         let mut creates = BTreeMap::new();
         for line in text.lines().filter(|l| l.contains(&needle)) {

@@ -43,6 +43,9 @@ pub struct RunMeasurement {
     pub requests: Vec<AuditRequest>,
     /// Per experiment: pod completion (podsim) → first engine copy with that entry final.
     pub verdict_latency: Vec<(String, f64)>,
+    /// Per experiment: the runner's requests received between its pod's completion and the
+    /// arrival of its final verdict (`verb resource`, in order): the verdict's critical path.
+    pub verdict_paths: Vec<(String, Vec<String>)>,
     /// Last pod completion → first engine copy with every entry final, in ms.
     pub all_final_after_last_completion_ms: Option<f64>,
     /// Process spawn → first / last `create jobs` answered (audit `stageTimestamp`), in ms.
@@ -52,9 +55,12 @@ pub struct RunMeasurement {
     pub monitoring: Option<(usize, f64)>,
     /// The last `VmHWM` read before the process exited, in KiB.
     pub peak_rss_kib: Option<u64>,
-    /// Spawn → first pod Running, → last pod completed, → every entry final (ms).
-    pub first_running_ms: Option<f64>,
-    pub last_completion_ms: Option<f64>,
+    /// Spawn → the first and last pod that podsim bound (saw), wrote Running, wrote terminal
+    /// (ms).
+    pub pods_bound_ms: Option<(f64, f64)>,
+    pub pods_running_ms: Option<(f64, f64)>,
+    pub pods_completed_ms: Option<(f64, f64)>,
+    /// Spawn → the first engine copy with every entry final (ms).
     pub all_final_ms: Option<f64>,
     /// Sizes in the engine's last copy: the whole object as JSON, `status.chaosRunner`, and
     /// the `chaos-runner.io/audit` annotation (bytes).
@@ -198,24 +204,36 @@ pub async fn measure_run(
         })
         .collect();
     let mut verdict_latency = Vec::new();
+    let mut verdict_paths = Vec::new();
     for e in expected {
-        let (Some(pod), Some(verdict_at)) = (
+        let (Some(pod), Some((verdict_instant, verdict_at))) = (
             pod_of(&e.experiment),
             engine_log.first_final.get(&e.experiment),
         ) else {
             continue;
         };
-        if let Some((completed_at, _)) = completed.get(pod.as_str()) {
-            verdict_latency.push((e.experiment.clone(), signed_ms(*verdict_at, *completed_at)));
+        if let Some((completed_instant, completed_at)) = completed.get(pod.as_str()) {
+            verdict_latency.push((
+                e.experiment.clone(),
+                signed_ms(*verdict_instant, *completed_instant),
+            ));
+            let path = requests
+                .iter()
+                .filter(|r| r.received >= *completed_at && r.received <= *verdict_at)
+                .map(|r| r.kind())
+                .collect();
+            verdict_paths.push((e.experiment.clone(), path));
         }
     }
     let last_completion = completed.values().map(|(instant, _)| *instant).max();
-    let first_running = sim_events
-        .iter()
-        .filter(|e| matches!(e.kind, SimEventKind::Running))
-        .map(|e| e.instant)
-        .min();
     let since_spawn = |at: Option<Instant>| at.map(|at| signed_ms(at, spawned));
+    let span = |wanted: fn(&SimEventKind) -> bool| -> Option<(f64, f64)> {
+        let times = sim_events
+            .iter()
+            .filter(|e| wanted(&e.kind))
+            .map(|e| e.instant);
+        Some((since_spawn(times.clone().min())?, since_spawn(times.max())?))
+    };
     let all_final_after_last_completion_ms = match (engine_log.all_final_at, last_completion) {
         (Some(done), Some(last)) => Some(signed_ms(done, last)),
         _ => None,
@@ -263,13 +281,15 @@ pub async fn measure_run(
         verdicts,
         requests,
         verdict_latency,
+        verdict_paths,
         all_final_after_last_completion_ms,
         first_job_ms,
         last_job_ms,
         monitoring,
         peak_rss_kib,
-        first_running_ms: since_spawn(first_running),
-        last_completion_ms: since_spawn(last_completion),
+        pods_bound_ms: span(|k| matches!(k, SimEventKind::Bound { .. })),
+        pods_running_ms: span(|k| matches!(k, SimEventKind::Running)),
+        pods_completed_ms: span(|k| matches!(k, SimEventKind::Completed { .. })),
         all_final_ms: since_spawn(engine_log.all_final_at),
         engine_bytes: engine_log.engine_bytes,
         record_bytes: engine_log.record_bytes,
@@ -331,7 +351,7 @@ fn mode_line(output: &str) -> Option<String> {
 #[derive(Debug, Default, Clone)]
 struct EngineLog {
     /// Per experiment: when the first copy with a final verdict arrived.
-    first_final: BTreeMap<String, Instant>,
+    first_final: BTreeMap<String, (Instant, SystemTime)>,
     /// When the first copy with every expected entry final arrived.
     all_final_at: Option<Instant>,
     /// `status.experiments` of the last copy.
@@ -360,6 +380,7 @@ async fn follow_engine(
     let mut stream = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
     while let Some(item) = stream.next().await {
         let arrived = Instant::now();
+        let arrived_at = SystemTime::now();
         let engine = match item {
             Ok(engine) => engine,
             Err(error) => {
@@ -386,7 +407,7 @@ async fn follow_engine(
                 final_count += 1;
                 log.first_final
                     .entry(experiment.to_owned())
-                    .or_insert(arrived);
+                    .or_insert((arrived, arrived_at));
             }
         }
         if final_count >= expected_entries && log.all_final_at.is_none() {

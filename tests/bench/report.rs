@@ -253,6 +253,29 @@ impl Report {
         )?;
         writeln!(
             out,
+            "| the runner's requests between a pod's completion and its verdict | {} | — | — | audit log: requests received after podsim's terminal pod write and before the verdict's copy arrived; first experiment of the first run (the same in every run unless noted) |",
+            cells(&|m| {
+                let paths: BTreeSet<String> = m
+                    .ok_runs()
+                    .iter()
+                    .flat_map(|r| r.verdict_paths.iter())
+                    .map(|(_, path)| path.join(" → "))
+                    .collect();
+                let first = m
+                    .ok_runs()
+                    .first()
+                    .and_then(|r| r.verdict_paths.first())
+                    .map(|(_, path)| path.join(" → "))
+                    .unwrap_or_else(|| "—".to_owned());
+                if paths.len() > 1 {
+                    format!("{first} ({} different paths seen)", paths.len())
+                } else {
+                    first
+                }
+            })
+        )?;
+        writeln!(
+            out,
             "| first Job created after the runner started | {} | watch ≤ 100 ms | 0.8 s | audit `stageTimestamp` of the runner's first `create jobs` minus the host clock just before the process was spawned |",
             cells(&|m| {
                 let times: Vec<f64> = m.ok_runs().iter().filter_map(|r| r.first_job_ms).collect();
@@ -478,18 +501,23 @@ impl Report {
     /// Where the scale run's time goes: its timeline and the cost of its engine writes.
     fn write_scale_timeline(&self, out: &mut String, run: &RunMeasurement) -> std::fmt::Result {
         let at = |value: Option<f64>| value.map(ms).unwrap_or_else(|| "—".into());
+        let both = |span: Option<(f64, f64)>| match span {
+            Some((first, last)) => format!("{} – {}", ms(first), ms(last)),
+            None => "—".to_owned(),
+        };
         writeln!(
             out,
             "### Where the scale run's time goes\n\n\
-             Timeline from the spawn: first Job {} · last Job {} · first pod Running {} · last \
-             pod completed {} · every entry final {} · exit {}. (Jobs: audit log; pods: \
-             podsim's writes; entries: the admin watch; exit: the process.)\n",
-            at(run.first_job_ms),
-            at(run.last_job_ms),
-            at(run.first_running_ms),
-            at(run.last_completion_ms),
+             Timeline from the spawn (first – last of the {n}): Jobs created {} (audit log) · \
+             pods seen and bound by podsim {} · pods Running {} · pods completed {} (podsim's \
+             writes) · every entry final {} (admin watch) · runner exited {}.\n",
+            both(run.first_job_ms.zip(run.last_job_ms)),
+            both(run.pods_bound_ms),
+            both(run.pods_running_ms),
+            both(run.pods_completed_ms),
             at(run.all_final_ms),
             ms(run.wall.as_secs_f64() * 1000.0),
+            n = run.verdicts.len(),
         )?;
         writeln!(out, "| cost | value | how it is measured |")?;
         writeln!(out, "|---|---|---|")?;

@@ -261,7 +261,11 @@ struct CarrierMap<'a>(&'a mut BTreeMap<String, String>);
 
 impl Injector for CarrierMap<'_> {
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
+        // The propagator writes `tracestate` even when there is none; an empty value says
+        // nothing, so the carrier stays `{"traceparent": ...}` like the operator's.
+        if !value.is_empty() {
+            self.0.insert(key.to_owned(), value);
+        }
     }
 }
 
@@ -676,6 +680,12 @@ mod tests {
             let run = run_span("engine", "ns", Some(&parent));
             let attempt = tracing::info_span!(parent: &run, "attempt");
             let json = experiment_trace_parent(&attempt, Some("{\"inherited\":\"x\"}")).unwrap();
+            let fields: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                fields.keys().collect::<Vec<_>>(),
+                ["traceparent"],
+                "no empty tracestate: {json}"
+            );
             let (trace_id, span_id, flags) = parse_carrier(&json);
             assert_eq!(trace_id, "0af7651916cd43dd8448eb211c80319c");
             assert_eq!(flags, "01");

@@ -112,21 +112,47 @@ fn files_since(cursor: &Cursor) -> anyhow::Result<Vec<(PathBuf, u64)>> {
 
 /// The requests of user `username` logged after `cursor`, in the order they were received.
 pub fn requests_since(cursor: &Cursor, username: &str) -> anyhow::Result<Vec<AuditRequest>> {
+    requests_matching(cursor, |event| {
+        event["user"]["username"].as_str() == Some(username)
+    })
+}
+
+/// The `create` requests of anyone on `resource` in `namespace` logged after `cursor` (e.g. the
+/// Job controller's pod creations), in the order they were received.
+pub fn creations_since(
+    cursor: &Cursor,
+    namespace: &str,
+    resource: &str,
+) -> anyhow::Result<Vec<AuditRequest>> {
+    requests_matching(cursor, |event| {
+        event["verb"] == "create"
+            && event["objectRef"]["namespace"] == namespace
+            && event["objectRef"]["resource"] == resource
+            && event["objectRef"]["subresource"].is_null()
+    })
+}
+
+/// The requests whose audit events `wanted` accepts, logged after `cursor`, in the order they
+/// were received.
+fn requests_matching(
+    cursor: &Cursor,
+    wanted: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Vec<AuditRequest>> {
     let mut requests: Vec<AuditRequest> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for (path, from) in files_since(cursor)? {
-        read_requests(&path, from, username, &mut requests, &mut by_id)?;
+        read_requests(&path, from, &wanted, &mut requests, &mut by_id)?;
     }
     requests.sort_by_key(|r| r.received);
     Ok(requests)
 }
 
-/// Adds the requests of `username` in `path` after byte `from`; `by_id` indexes `requests`
-/// by `auditID`, across files.
+/// Adds the requests that `wanted` accepts in `path` after byte `from`; `by_id` indexes
+/// `requests` by `auditID`, across files.
 fn read_requests(
     path: &Path,
     from: u64,
-    username: &str,
+    wanted: &impl Fn(&Value) -> bool,
     requests: &mut Vec<AuditRequest>,
     by_id: &mut HashMap<String, usize>,
 ) -> anyhow::Result<()> {
@@ -152,7 +178,7 @@ fn read_requests(
                 path.display()
             )
         })?;
-        if event["user"]["username"].as_str() != Some(username) {
+        if !wanted(&event) {
             continue;
         }
         let stage = event["stage"].as_str().unwrap_or_default();

@@ -55,6 +55,8 @@ pub struct RunMeasurement {
     pub monitoring: Option<(usize, f64)>,
     /// The last `VmHWM` read before the process exited, in KiB.
     pub peak_rss_kib: Option<u64>,
+    /// Spawn → the first and last experiment pod created (by the Job controller; audit log).
+    pub pods_created_ms: Option<(f64, f64)>,
     /// Spawn → the first and last pod that podsim bound (saw), wrote Running, wrote terminal
     /// (ms).
     pub pods_bound_ms: Option<(f64, f64)>,
@@ -152,6 +154,7 @@ pub async fn measure_run(
     // answers a moment to reach the file.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let requests = audit::requests_since(&audit_from, &username)?;
+    let pod_creations = audit::creations_since(&audit_from, namespace.name(), "pods")?;
     let sim_events = simulator.events();
     simulator.stop().await;
     let engine_log = engine_log
@@ -217,11 +220,19 @@ pub async fn measure_run(
                 e.experiment.clone(),
                 signed_ms(*verdict_instant, *completed_instant),
             ));
-            let path = requests
+            let mut path: Vec<String> = requests
                 .iter()
                 .filter(|r| r.received >= *completed_at && r.received <= *verdict_at)
                 .map(|r| r.kind())
                 .collect();
+            // The verdict arrived with the last engine write; later requests only overlapped
+            // the watch's delivery.
+            if let Some(last_write) = path
+                .iter()
+                .rposition(|kind| kind == "patch chaosengines.litmuschaos.io")
+            {
+                path.truncate(last_write + 1);
+            }
             verdict_paths.push((e.experiment.clone(), path));
         }
     }
@@ -287,6 +298,18 @@ pub async fn measure_run(
         last_job_ms,
         monitoring,
         peak_rss_kib,
+        pods_created_ms: {
+            let times: Vec<f64> = pod_creations
+                .iter()
+                .filter_map(|r| r.answered.duration_since(spawned_at).ok())
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .collect();
+            times
+                .iter()
+                .copied()
+                .reduce(f64::min)
+                .zip(times.iter().copied().reduce(f64::max))
+        },
         pods_bound_ms: span(|k| matches!(k, SimEventKind::Bound { .. })),
         pods_running_ms: span(|k| matches!(k, SimEventKind::Running)),
         pods_completed_ms: span(|k| matches!(k, SimEventKind::Completed { .. })),

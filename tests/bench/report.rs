@@ -374,6 +374,20 @@ impl Report {
             .filter(|r| r.verb == "patch" && r.resource == "chaosengines.litmuschaos.io")
             .collect();
         let conflicts = patches.iter().filter(|r| r.code == Some(409)).count();
+        let standard_patches = {
+            let mut per: Vec<f64> = self
+                .standard
+                .iter()
+                .filter(|m| m.mode == Mode::Watch)
+                .flat_map(|m| m.ok_runs())
+                .map(|r| {
+                    r.count("patch chaosengines.litmuschaos.io") as f64
+                        / r.verdicts.len().max(1) as f64
+                })
+                .collect();
+            per.sort_by(f64::total_cmp);
+            (!per.is_empty()).then(|| median(&per))
+        };
         let mut latencies: Vec<f64> = run.verdict_latency.iter().map(|(_, v)| *v).collect();
         latencies.sort_by(f64::total_cmp);
 
@@ -418,9 +432,16 @@ impl Report {
         )?;
         writeln!(
             out,
-            "| engine writes (`patch chaosengines`) | {} | coalesced: far fewer than {n} × 7 = {} (judged: ≤ a fifth, {}) | audit log: the runner's `patch` requests on `chaosengines` (409 = compare-and-swap conflict, retried) |",
+            "| engine writes (`patch chaosengines`) | {} | coalesced: far fewer than {n} × 7 = {} (judged here: ≤ a fifth, {}) | audit log: the runner's `patch` requests on `chaosengines` (409 = compare-and-swap conflict, retried) |",
             judged(
-                format!("{} ({conflicts} answered 409)", patches.len()),
+                format!(
+                    "{} = {:.2} per experiment ({conflicts} answered 409){}",
+                    patches.len(),
+                    patches.len() as f64 / n.max(1) as f64,
+                    standard_patches
+                        .map(|p| format!("; one experiment alone: {}", count(p)))
+                        .unwrap_or_default()
+                ),
                 Some(patches.len() * 5 <= n * 7),
             ),
             n * 7,
@@ -508,10 +529,11 @@ impl Report {
         writeln!(
             out,
             "### Where the scale run's time goes\n\n\
-             Timeline from the spawn (first – last of the {n}): Jobs created {} (audit log) · \
-             pods seen and bound by podsim {} · pods Running {} · pods completed {} (podsim's \
+             Timeline from the spawn (first – last of the {n}): Jobs created {} · \
+             pods created by the Job controller {} (audit log) · pods seen and bound by podsim {} · pods Running {} · pods completed {} (podsim's \
              writes) · every entry final {} (admin watch) · runner exited {}.\n",
             both(run.first_job_ms.zip(run.last_job_ms)),
+            both(run.pods_created_ms),
             both(run.pods_bound_ms),
             both(run.pods_running_ms),
             both(run.pods_completed_ms),

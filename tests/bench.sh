@@ -17,6 +17,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 plane_started_here=0
 bench_pid=""
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 finish() {
   local status=$?
   trap - EXIT INT TERM

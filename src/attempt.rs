@@ -409,6 +409,29 @@ impl AttemptRunner {
     /// Queues the step's checkpoint, entry, audit record and events.
     fn absorb(&mut self, step: &states::Step) {
         let at = step.checkpoint.entered_at.clone();
+        // The verdict is known once the result is read: show it at once, in the patch that
+        // goes before the Job's cleanup (the Go runner's order too: verdict, then cleanup). The
+        // Verdict phase writes the same entry again; an abort during cleanup overwrites it.
+        if let states::Phase::Cleanup {
+            outcome: outcome @ states::Outcome::Ran { .. },
+            ..
+        } = &step.checkpoint.phase
+        {
+            let verdict_phase = Checkpoint {
+                phase: states::Phase::Verdict {
+                    outcome: outcome.clone(),
+                },
+                ..step.checkpoint.clone()
+            };
+            if let Some(entry) = states::entry_for(&verdict_phase) {
+                self.pending.entries.push(self.entry(
+                    &entry.pod,
+                    entry.status.as_str(),
+                    entry.verdict.as_str(),
+                    &at,
+                ));
+            }
+        }
         for effect in &step.effects {
             match effect {
                 Effect::Checkpoint => {
@@ -475,9 +498,7 @@ impl AttemptRunner {
             }
         }
         for report in std::mem::take(&mut self.pending_events) {
-            if let Err(error) = self.context.events.emit(&report).await {
-                tracing::warn!(%error, reason = %report.reason, "could not emit an event");
-            }
+            self.context.events.emit(report);
         }
         Ok(())
     }
@@ -728,9 +749,15 @@ impl AttemptRunner {
             _ => None,
         };
 
+        // Tell the poller (if the runner polls) when this pod is expected to end: from when it
+        // was first seen running plus the chaos duration; unknown until it runs.
+        let expected_end = known_pod.as_ref().map(|_| entered + chaos * 1000);
         let context = self.context.clone();
-        context.monitoring.send_modify(|n| *n += 1);
-        let _guard = MonitorGuard(&context.monitoring);
+        let watcher = self.key.key.clone();
+        context.monitoring.send_modify(|m| {
+            m.insert(watcher.clone(), expected_end);
+        });
+        let _guard = MonitorGuard(&context.monitoring, watcher);
         let mut pods = self.context.pods.clone();
         let mut abort = self.context.abort.clone();
         loop {
@@ -857,12 +884,17 @@ impl AttemptRunner {
     }
 }
 
-/// Lowers the count of monitoring attempts when a watch ends, however it ends.
-struct MonitorGuard<'a>(&'a tokio::sync::watch::Sender<usize>);
+/// Takes the attempt off the poller's list when its watch ends, however it ends.
+struct MonitorGuard<'a>(
+    &'a tokio::sync::watch::Sender<crate::observe::Monitored>,
+    String,
+);
 
 impl Drop for MonitorGuard<'_> {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.send_modify(|m| {
+            m.remove(&self.1);
+        });
     }
 }
 

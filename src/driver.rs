@@ -63,10 +63,10 @@ pub struct RunContext {
     pub run_id: String,
     pub access: Access,
     pub writer: EngineWriter,
-    pub events: EventSink,
+    pub events: crate::events::EventQueue,
     pub pods: watch::Receiver<PodMap>,
     /// How many attempts are in Monitor: the pod poller only polls while it is above 0.
-    pub monitoring: watch::Sender<usize>,
+    pub monitoring: watch::Sender<crate::observe::Monitored>,
     /// Set once the run must abort, with the reason.
     pub abort: watch::Receiver<Option<String>>,
     /// Overrides the Monitor deadline derived from the experiment.
@@ -276,7 +276,7 @@ pub async fn run(
     }
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let (pods_tx, pods_rx) = watch::channel(PodMap::default());
-    let (monitoring, monitoring_rx) = watch::channel(0usize);
+    let (monitoring, monitoring_rx) = watch::channel(crate::observe::Monitored::new());
     if access.watch_pods {
         background.spawn(observe::watch_pods(pod_api, engine_uid.clone(), pods_tx));
     } else {
@@ -335,7 +335,7 @@ pub async fn run(
         run_id,
         access,
         writer: writer.clone(),
-        events,
+        events: crate::events::EventQueue::spawn(Arc::new(events)),
         pods: pods_rx,
         monitoring,
         abort: abort_rx,
@@ -350,6 +350,8 @@ pub async fn run(
         cleanup,
     });
     let outcome = execute_plan(&context, &plan).await;
+    // Every event queued so far goes out before the runner exits.
+    context.events.drain().await;
     background.abort_all();
     outcome
 }

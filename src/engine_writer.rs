@@ -116,6 +116,7 @@ impl EngineWriter {
             engine,
             record,
             entries: BTreeMap::new(),
+            dirty: Default::default(),
             engine_tx,
             stats_tx,
             stats: WriterStats::default(),
@@ -141,6 +142,9 @@ struct WriterTask {
     record: RunRecord,
     /// Entries this run has written, by experiment name, laid over every fresh copy.
     entries: BTreeMap<String, ExperimentEntry>,
+    /// Attempt keys whose checkpoint changed since the last successful patch: a merge patch
+    /// merges maps, so only these need to be sent.
+    dirty: std::collections::BTreeSet<String>,
     engine_tx: watch::Sender<Option<DynamicObject>>,
     stats_tx: watch::Sender<WriterStats>,
     stats: WriterStats,
@@ -170,6 +174,7 @@ impl WriterTask {
             self.entries.insert(entry.name.clone(), entry);
         }
         for (key, checkpoint) in change.checkpoints {
+            self.dirty.insert(key.clone());
             self.record.attempts.insert(key, checkpoint);
         }
         if change.plan.is_some() {
@@ -190,6 +195,7 @@ impl WriterTask {
             match answer {
                 Ok(engine) => {
                     self.engine = engine.clone();
+                    self.dirty.clear();
                     let _ = self.engine_tx.send(Some(engine));
                     return Ok(());
                 }
@@ -241,6 +247,26 @@ impl WriterTask {
             name: self.name.clone(),
             message: format!("encoding the audit trail: {e}"),
         })?;
+        // The record with only the attempts that changed (the others are already stored:
+        // a merge patch keeps map keys it is not given). If the engine lost the record (the
+        // operator's typed update, or someone erased it), everything is sent again.
+        let stored = self
+            .engine
+            .data
+            .get("status")
+            .and_then(|s| s.get(STATUS_KEY));
+        let mut record = serde_json::to_value(&self.record).map_err(|e| WriteError::Api {
+            name: self.name.clone(),
+            message: format!("encoding the checkpoint: {e}"),
+        })?;
+        if let (Some(stored), Some(attempts)) = (
+            stored
+                .and_then(|s| s.get("attempts"))
+                .and_then(Value::as_object),
+            record.get_mut("attempts").and_then(Value::as_object_mut),
+        ) {
+            attempts.retain(|key, _| self.dirty.contains(key) || !stored.contains_key(key));
+        }
         Ok(json!({
             "metadata": {
                 "resourceVersion": self.engine.metadata.resource_version,
@@ -248,7 +274,7 @@ impl WriterTask {
             },
             "status": {
                 "experiments": experiments,
-                STATUS_KEY: self.record,
+                STATUS_KEY: record,
             },
         }))
     }

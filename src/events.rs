@@ -63,6 +63,55 @@ pub struct EventSink {
     may_patch: bool,
 }
 
+/// Sends events in the background, in order, so that no experiment waits for its events
+/// between two steps (a verdict is not delayed by the events before it). [`EventQueue::drain`]
+/// waits until everything queued has been sent: the runner calls it before it exits.
+#[derive(Clone)]
+pub struct EventQueue {
+    queue: tokio::sync::mpsc::UnboundedSender<Queued>,
+}
+
+enum Queued {
+    Report(EventReport),
+    Drained(tokio::sync::oneshot::Sender<()>),
+}
+
+impl EventQueue {
+    pub fn spawn(sink: std::sync::Arc<EventSink>) -> EventQueue {
+        let (queue, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(item) = inbox.recv().await {
+                match item {
+                    Queued::Report(report) => {
+                        if let Err(error) = sink.emit(&report).await {
+                            tracing::warn!(%error, reason = %report.reason, "could not emit an event");
+                        }
+                    }
+                    Queued::Drained(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        EventQueue { queue }
+    }
+
+    /// Queues one event (sent after everything queued before it).
+    pub fn emit(&self, report: EventReport) {
+        if self.queue.send(Queued::Report(report)).is_err() {
+            tracing::warn!("the event queue has stopped; event dropped");
+        }
+    }
+
+    /// Waits until every event queued so far has been sent (or failed).
+    pub async fn drain(&self) {
+        let (done, drained) = tokio::sync::oneshot::channel();
+        if self.queue.send(Queued::Drained(done)).is_ok() {
+            let _ = drained.await;
+        }
+    }
+}
+
 /// FNV-1a, 64 bit: a stable hash for names (std's hasher may change between releases).
 pub fn fnv1a64(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

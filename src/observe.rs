@@ -199,17 +199,46 @@ pub async fn watch_pods(api: Api<Pod>, engine_uid: String, out: watch::Sender<Po
     .await;
 }
 
-/// Follows the experiment pods by listing them every [`POD_POLL_INTERVAL`] while `wanted`
-/// says someone is monitoring.
+/// The attempts being monitored, each with the time (unix ms) its pod is expected to end, once
+/// it is known to run.
+pub type Monitored = BTreeMap<String, Option<u64>>;
+
+/// How long to wait before the next poll: every [`POD_POLL_INTERVAL`] when a pod may end any
+/// moment (or has run past its expected end), every second while a pod has not started yet
+/// (to see it running), otherwise asleep until shortly before the earliest expected end — at
+/// most [`POD_POLL_IDLE`], so a pod that fails early is still seen within seconds. `None` when
+/// nothing is monitored.
+pub fn next_poll(monitored: &Monitored, now_ms: u64) -> Option<Duration> {
+    let fast = POD_POLL_INTERVAL.as_millis() as u64;
+    monitored
+        .values()
+        .map(|expected_end| match expected_end {
+            None => 1000,
+            Some(end) => end
+                .saturating_sub(POD_POLL_LEAD.as_millis() as u64)
+                .saturating_sub(now_ms)
+                .clamp(fast, POD_POLL_IDLE.as_millis() as u64),
+        })
+        .min()
+        .map(Duration::from_millis)
+}
+
+/// Longest wait between two polls while pods run.
+pub const POD_POLL_IDLE: Duration = Duration::from_secs(5);
+/// Fast polling starts this long before a pod's expected end.
+const POD_POLL_LEAD: Duration = Duration::from_secs(1);
+
+/// Follows the experiment pods by listing them (one request for all of them), as often as
+/// [`next_poll`] says and only while someone is monitoring.
 pub async fn poll_pods(
     api: Api<Pod>,
     engine_uid: String,
     out: watch::Sender<PodMap>,
-    mut wanted: watch::Receiver<usize>,
+    mut wanted: watch::Receiver<Monitored>,
 ) {
     let params = ListParams::default().labels(&pod_selector(&engine_uid));
     loop {
-        if *wanted.borrow_and_update() == 0 {
+        if wanted.borrow_and_update().is_empty() {
             if wanted.changed().await.is_err() {
                 return;
             }
@@ -231,7 +260,13 @@ pub async fn poll_pods(
             }
             Err(error) => tracing::warn!(%error, "listing experiment pods failed; polling on"),
         }
-        tokio::time::sleep(POD_POLL_INTERVAL).await;
+        let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond().max(0) as u64;
+        let wait = next_poll(&wanted.borrow_and_update(), now_ms).unwrap_or(POD_POLL_INTERVAL);
+        // A newly monitored attempt (or a pod now known to run) is polled for at once.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            changed = wanted.changed() => if changed.is_err() { return },
+        }
     }
 }
 
@@ -313,6 +348,23 @@ pub async fn poll_engine(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn polling_is_fast_only_near_an_expected_end() {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        let mut monitored = Monitored::new();
+        assert_eq!(next_poll(&monitored, 0), None);
+        monitored.insert("a#1".into(), Some(60_000));
+        // Far from the end: asleep, but never longer than the idle bound.
+        assert_eq!(ms(next_poll(&monitored, 0)), Some(5_000));
+        assert_eq!(ms(next_poll(&monitored, 56_000)), Some(3_000));
+        // Within the lead and past the end: fast.
+        assert_eq!(ms(next_poll(&monitored, 59_500)), Some(700));
+        assert_eq!(ms(next_poll(&monitored, 90_000)), Some(700));
+        // A pod not yet running is looked for every second.
+        monitored.insert("b#1".into(), None);
+        assert_eq!(ms(next_poll(&monitored, 0)), Some(1_000));
+    }
 
     fn pod(value: serde_json::Value) -> Pod {
         serde_json::from_value(value).unwrap()

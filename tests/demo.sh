@@ -20,6 +20,7 @@ namespace="chaos-demo-$$"
 work="$(mktemp -d)"
 simulator_pid=""
 
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 finish() {
   local status=$?
   trap - EXIT INT TERM

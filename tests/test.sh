@@ -20,6 +20,7 @@ step_times=()
 step_results=()
 run_started="$(now_ms)"
 plane_started_here=0
+test_log="$(mktemp)"
 
 print_timings() {
   local index total=$(($(now_ms) - run_started))
@@ -52,6 +53,17 @@ finish() {
   else
     say "FAILED (exit code $status)"
   fi
+  # Last line: the sum over every test binary's "test result:" line, if tests ran.
+  if [[ -s "$test_log" ]]; then
+    awk '/^test result: / {
+           for (i = 1; i <= NF; i++) {
+             if ($(i + 1) ~ /^passed/) passed += $i
+             if ($(i + 1) ~ /^failed/) failed += $i
+           }
+         }
+         END { printf "tests: %d passed, %d failed\n", passed, failed }' "$test_log"
+  fi
+  rm -f "$test_log"
   exit "$status"
 }
 # The running step, in its own process group so that a signal stops all of it (cargo does not
@@ -117,4 +129,8 @@ export CHAOS_PLANE_REPO="$REPO_ROOT"
 echo "export CHAOS_PLANE_REPO=$REPO_ROOT" >&2
 
 step "cargo clippy" cargo clippy --workspace --all-targets --features e2e -- -D warnings
-step "cargo test (unit, property, e2e)" cargo test --workspace --features e2e
+# The output is kept so the run ends on one line with the counts of every test binary (cargo's
+# own last line is a doc-test binary's, often "0 passed").
+# shellcheck disable=SC2016 # $0 is expanded by the inner bash, on purpose
+step "cargo test (unit, property, e2e)" \
+  bash -o pipefail -c 'cargo test --workspace --features e2e 2>&1 | tee "$0"' "$test_log"

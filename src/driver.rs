@@ -235,6 +235,22 @@ pub async fn run(
     } else {
         chaos_runner_states::CleanupPolicy::Retain
     };
+    // A policy outside the enum keeps the Jobs (the contract: only the exact `delete`
+    // deletes); say so where users look, rather than retaining silently.
+    if let Some(crate::crd::JobCleanUpPolicy::Other(value)) = &engine.spec.job_clean_up_policy {
+        let report = EventReport {
+            kind: EventType::Warning,
+            reason: "JobCleanUpPolicyUnknown".into(),
+            message: format!(
+                "spec.jobCleanUpPolicy {value:?} is neither \"delete\" nor \"retain\": experiment Jobs will be retained"
+            ),
+            key: format!("{}/policy/{value}", record.run_id),
+        };
+        tracing::warn!(policy = %value, "{}", report.message);
+        if let Err(error) = events.emit(&report).await {
+            tracing::warn!(%error, "could not emit the policy warning");
+        }
+    }
     let finished_in_trail = crate::attempt::finished_attempts(&record.history);
     let (writer, engine_copies, _stats) =
         EngineWriter::spawn(engines.clone(), raw_engine.clone(), record);

@@ -15,24 +15,19 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow, ensure};
-use common::{
-    AuditCursor, LitmusKind, RunnerProcess, RunnerSpec, Signal, TestNamespace, engine_status,
-    jobs_by_chaos_uid, pods_by_chaos_uid, wait_until,
+use common::run::{
+    RUN_TIMEOUT, Suite, Transition, World, check_trail, describe_events, entry, expect_exit,
+    find_events, message, ms_of, trail,
 };
-use futures::StreamExt;
+use common::{RunnerProcess, Signal, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::watcher;
-use podsim::{SimEventKind, SimulatorHandle};
+use podsim::SimEventKind;
 use serde_json::{Value, json};
 
 /// The engine of every test (each test has its own namespace).
@@ -46,10 +41,6 @@ const A: &str = "batch-a";
 const B: &str = "batch-b";
 const C: &str = "batch-c";
 const D: &str = "batch-d";
-/// A whole run of the runner, however it ends.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// The brief's bound for an abort: Jobs and pods gone, final status, exit.
-const ABORT_BOUND: Duration = Duration::from_secs(5);
 
 const MAX_PARALLEL: &str = "chaos-runner.io/max-parallel";
 const AFTER: &str = "chaos-runner.io/after";
@@ -102,162 +93,23 @@ fn diamond(extra: &[(&str, &str)], plays: [(&str, &str); 4]) -> Value {
     engine(&annotations, experiments)
 }
 
-/// Every Job that existed in the namespace while the test ran (uid → name), seen by a watch,
-/// so "one Job per attempt" is checked even for Jobs that came and went between two looks.
-#[derive(Clone, Default)]
-struct JobsSeen(Arc<Mutex<BTreeMap<String, String>>>);
+static SUITE: Suite = Suite {
+    engine: ENGINE,
+    component: COMPONENT,
+    chaos_service_account: SERVICE_ACCOUNT,
+    fixtures: &["deploy/rbac.yaml", "fixtures/batch/experiments.yaml"],
+};
 
-impl JobsSeen {
-    fn start(api: Api<Job>) -> (JobsSeen, tokio::task::JoinHandle<()>) {
-        let seen = JobsSeen::default();
-        let sink = seen.clone();
-        let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
-            while let Some(event) = stream.next().await {
-                let job = match event {
-                    Ok(
-                        watcher::Event::Apply(job)
-                        | watcher::Event::InitApply(job)
-                        | watcher::Event::Delete(job),
-                    ) => job,
-                    _ => continue,
-                };
-                if let (Some(uid), Some(name)) = (job.metadata.uid, job.metadata.name) {
-                    let mut map = sink.0.lock().unwrap_or_else(|e| e.into_inner());
-                    map.insert(uid, name);
-                }
-            }
-        });
-        (seen, task)
-    }
+/// An attempt's chain starts at Init, or at Planned for one that never started.
+const FIRST_PHASES: &[&str] = &["Init", "Planned"];
 
-    /// Job name → how many distinct Jobs (uids) had it.
-    fn by_name(&self) -> BTreeMap<String, usize> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let mut counts = BTreeMap::new();
-        for name in map.values() {
-            *counts.entry(name.clone()).or_insert(0) += 1;
-        }
-        counts
-    }
+/// One test's world, the runner authenticated as `chaos-runner`.
+async fn new_world(prefix: &str, engine: Value) -> anyhow::Result<World> {
+    World::new(&SUITE, prefix, SERVICE_ACCOUNT, engine).await
 }
 
-/// One test's world: namespace, simulator, the engine's uid, the runner's kubeconfig, the Jobs
-/// seen and where the audit log stood before anything was created.
-struct World {
-    ns: TestNamespace,
-    sim: SimulatorHandle,
-    uid: String,
-    kubeconfig: PathBuf,
-    jobs_seen: JobsSeen,
-    jobs_task: tokio::task::JoinHandle<()>,
-    audit: Option<AuditCursor>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.jobs_task.abort();
-    }
-}
-
+/// What only the batch suite reads of a world: when its pods ran.
 impl World {
-    async fn new(prefix: &str, engine: Value) -> anyhow::Result<World> {
-        let ns = TestNamespace::create(prefix).await?;
-        let audit = AuditCursor::now()?;
-        ns.apply_yaml("deploy/rbac.yaml").await?;
-        ns.apply_yaml("fixtures/batch/experiments.yaml").await?;
-        let (jobs_seen, jobs_task) = JobsSeen::start(ns.api::<Job>());
-        let applied = ns
-            .apply_yaml(&serde_json::to_string_pretty(&engine)?)
-            .await?;
-        let uid = applied
-            .first()
-            .and_then(|e| e.metadata.uid.clone())
-            .ok_or_else(|| anyhow!("the applied engine has no uid"))?;
-        let sim = ns.start_simulator()?;
-        let kubeconfig = ns.sa_kubeconfig(SERVICE_ACCOUNT).await?;
-        Ok(World {
-            ns,
-            sim,
-            uid,
-            kubeconfig,
-            jobs_seen,
-            jobs_task,
-            audit,
-        })
-    }
-
-    fn spawn(&self, experiments: &[&str]) -> anyhow::Result<RunnerProcess> {
-        RunnerProcess::spawn(&RunnerSpec {
-            engine: ENGINE.to_owned(),
-            namespace: self.ns.name().to_owned(),
-            experiments: experiments.iter().map(|e| (*e).to_owned()).collect(),
-            service_account: SERVICE_ACCOUNT.to_owned(),
-            env_extra: Vec::new(),
-            kubeconfig: self.kubeconfig.clone(),
-        })
-    }
-
-    async fn status(&self) -> anyhow::Result<Value> {
-        engine_status(&self.ns.client(), self.ns.name(), ENGINE).await
-    }
-
-    async fn patch_engine(&self, patch: Value) -> anyhow::Result<()> {
-        self.ns
-            .litmus_api(LitmusKind::ChaosEngine)
-            .patch(ENGINE, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .with_context(|| format!("patching ChaosEngine {ENGINE} with {patch}"))?;
-        Ok(())
-    }
-
-    /// The runner's Events on the engine.
-    async fn events(&self) -> anyhow::Result<Vec<Event>> {
-        let list = self
-            .ns
-            .api::<Event>()
-            .list(&ListParams::default().fields(&format!(
-                "involvedObject.kind=ChaosEngine,involvedObject.name={ENGINE}"
-            )))
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.source
-                    .as_ref()
-                    .and_then(|s| s.component.as_deref())
-                    .is_some_and(|c| c == COMPONENT)
-            })
-            .collect())
-    }
-
-    /// Waits until no Job and no pod labelled with the engine's chaosUID is left.
-    async fn wait_no_jobs_or_pods(&self, timeout: Duration) -> anyhow::Result<()> {
-        let client = self.ns.client();
-        let mut left = String::new();
-        wait_until(
-            timeout,
-            "no Job and no pod with the engine's chaosUID",
-            async || {
-                let jobs = jobs_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
-                let pods = pods_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
-                left = format!(
-                    "Jobs {:?}, pods {:?}",
-                    jobs.iter()
-                        .map(|j| j.metadata.name.clone())
-                        .collect::<Vec<_>>(),
-                    pods.iter()
-                        .map(|p| p.metadata.name.clone())
-                        .collect::<Vec<_>>()
-                );
-                Ok((jobs.is_empty() && pods.is_empty()).then_some(()))
-            },
-        )
-        .await
-        .with_context(|| format!("left: {left}"))
-    }
-
     /// The pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`), in the order
     /// they started running, with when they ran and when they completed.
     fn plays_of(&self, exp: &str) -> Vec<Play> {
@@ -294,54 +146,6 @@ impl World {
         );
         plays[0].span()
     }
-
-    /// Successful `create jobs` requests in this namespace since the world was made, by Job
-    /// name, from the apiserver's audit log; `None` when the plane exports no audit log.
-    fn audited_job_creates(&self) -> anyhow::Result<Option<BTreeMap<String, usize>>> {
-        let Some(cursor) = &self.audit else {
-            return Ok(None);
-        };
-        let mut creates = BTreeMap::new();
-        for request in cursor.requests()? {
-            let object = &request["objectRef"];
-            if request["verb"] == "create"
-                && object["resource"] == "jobs"
-                && object["namespace"] == self.ns.name()
-                && request["responseStatus"]["code"] == 201
-            {
-                let name = object["name"].as_str().unwrap_or("?").to_owned();
-                *creates.entry(name).or_insert(0) += 1;
-            }
-        }
-        Ok(Some(creates))
-    }
-
-    /// Exactly one Job ever per attempt: `attempts` distinct Job names, each with one uid, and
-    /// the audit log (when there is one) agreeing with one successful create each.
-    fn expect_one_job_per_attempt(&self, attempts: usize) -> anyhow::Result<BTreeSet<String>> {
-        let seen = self.jobs_seen.by_name();
-        ensure!(
-            seen.len() == attempts && seen.values().all(|uids| *uids == 1),
-            "expected {attempts} Jobs with one uid each, Jobs seen (name → uids): {seen:?}"
-        );
-        if let Some(creates) = self.audited_job_creates()? {
-            ensure!(
-                creates == seen,
-                "audit log: successful Job creates {creates:?}, Jobs seen {seen:?}"
-            );
-        }
-        Ok(seen.into_keys().collect())
-    }
-
-    /// No Job was ever created in the namespace (watch and audit log).
-    fn expect_no_job_created(&self) -> anyhow::Result<()> {
-        let seen = self.jobs_seen.by_name();
-        ensure!(seen.is_empty(), "Jobs created: {seen:?}");
-        if let Some(creates) = self.audited_job_creates()? {
-            ensure!(creates.is_empty(), "Jobs created (audit log): {creates:?}");
-        }
-        Ok(())
-    }
 }
 
 /// One pod the simulator played: when it ran and when it completed (ms since the epoch).
@@ -370,163 +174,6 @@ fn ms_of_system_time(at: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-fn ms_of(rfc3339: &str) -> anyhow::Result<i64> {
-    Ok(rfc3339
-        .parse::<Timestamp>()
-        .with_context(|| format!("{rfc3339:?} is not RFC 3339"))?
-        .as_millisecond())
-}
-
-/// Waits for the runner's exit and checks the code and that it did not panic.
-async fn expect_exit(runner: &mut RunnerProcess, code: i32) -> anyhow::Result<()> {
-    let status = runner.wait(RUN_TIMEOUT).await?;
-    ensure!(
-        status.code() == Some(code),
-        "runner exited with {status}, expected code {code}; log tail:\n{}",
-        runner.log_tail(40)
-    );
-    ensure!(
-        !runner.output().contains("panicked"),
-        "the runner panicked; log tail:\n{}",
-        runner.log_tail(40)
-    );
-    Ok(())
-}
-
-/// The status entry of experiment `name`; exactly one must exist.
-fn entry<'a>(status: &'a Value, name: &str) -> anyhow::Result<&'a Value> {
-    let found: Vec<&Value> = status["experiments"]
-        .as_array()
-        .map(|entries| entries.iter().filter(|e| e["name"] == name).collect())
-        .unwrap_or_default();
-    ensure!(
-        found.len() == 1,
-        "entry {name} found {} times in {:#}",
-        found.len(),
-        status["experiments"]
-    );
-    Ok(found[0])
-}
-
-/// Asserts the entries are exactly `expected`: `(name, experimentPod, status, verdict)`.
-fn check_entries(status: &Value, expected: &[(&str, &str, &str, &str)]) -> anyhow::Result<()> {
-    let count = status["experiments"].as_array().map_or(0, Vec::len);
-    ensure!(
-        count == expected.len(),
-        "expected {} entries, found {count}: {:#}",
-        expected.len(),
-        status["experiments"]
-    );
-    for (name, pod, state, verdict) in expected {
-        let entry = entry(status, name)?;
-        ensure!(entry["runner"] == COMPONENT, "{name}: runner in {entry}");
-        ensure!(
-            entry["experimentPod"] == *pod,
-            "{name}: experimentPod in {entry}, want {pod}"
-        );
-        ensure!(
-            entry["status"] == *state,
-            "{name}: status in {entry}, want {state}"
-        );
-        ensure!(
-            entry["verdict"] == *verdict,
-            "{name}: verdict in {entry}, want {verdict}"
-        );
-    }
-    Ok(())
-}
-
-/// One record of the audit trail in `status.chaosRunner.history`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Transition {
-    attempt: String,
-    from: String,
-    to: String,
-    reason: String,
-    at_ms: i64,
-}
-
-fn trail(status: &Value) -> anyhow::Result<Vec<Transition>> {
-    status["chaosRunner"]["history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
-            Ok(Transition {
-                attempt: s("attempt"),
-                from: s("from"),
-                to: s("to"),
-                reason: s("reason"),
-                at_ms: ms_of(&s("at")).with_context(|| format!("history entry {e}"))?,
-            })
-        })
-        .collect()
-}
-
-/// The trail mirrored in the engine's `chaos-runner.io/audit` annotation must equal the status
-/// one: parallel attempts write through one coalescing writer, and neither copy may lose a
-/// record.
-async fn expect_annotation_mirrors_trail(
-    world: &World,
-    trail: &[Transition],
-) -> anyhow::Result<()> {
-    let engine = world
-        .ns
-        .litmus_api(LitmusKind::ChaosEngine)
-        .get(ENGINE)
-        .await?;
-    let raw = engine
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("chaos-runner.io/audit"))
-        .ok_or_else(|| anyhow!("the engine has no chaos-runner.io/audit annotation"))?;
-    let mirrored: Value = serde_json::from_str(raw).context("parsing chaos-runner.io/audit")?;
-    let mirrored = self::trail(&json!({"chaosRunner": mirrored}))?;
-    ensure!(
-        mirrored == trail,
-        "the annotation's trail differs from status.chaosRunner.history:\n{mirrored:#?}\nvs\n{trail:#?}"
-    );
-    Ok(())
-}
-
-/// Every transition once; per attempt an unbroken chain from Init (or Planned, for an attempt
-/// that never started) to a terminal phase.
-fn check_trail(trail: &[Transition]) -> anyhow::Result<()> {
-    let mut seen = BTreeSet::new();
-    for t in trail {
-        ensure!(
-            seen.insert((&t.attempt, &t.from, &t.to)),
-            "transition {} {}->{} recorded twice: {trail:#?}",
-            t.attempt,
-            t.from,
-            t.to
-        );
-    }
-    let attempts: BTreeSet<&String> = trail.iter().map(|t| &t.attempt).collect();
-    for attempt in attempts {
-        let chain: Vec<&Transition> = trail.iter().filter(|t| &t.attempt == attempt).collect();
-        ensure!(
-            matches!(chain[0].from.as_str(), "Init" | "Planned"),
-            "{attempt} does not start at Init or Planned: {chain:#?}"
-        );
-        for pair in chain.windows(2) {
-            ensure!(
-                pair[0].to == pair[1].from,
-                "{attempt}: the chain breaks at {pair:#?}"
-            );
-        }
-        let last = &chain[chain.len() - 1].to;
-        ensure!(
-            matches!(last.as_str(), "Completed" | "Skipped" | "Aborted"),
-            "{attempt} ends in {last}: {chain:#?}"
-        );
-    }
-    Ok(())
-}
-
 /// When attempt `key` started and ended according to the trail (first and last transition).
 fn span(trail: &[Transition], key: &str) -> anyhow::Result<(i64, i64)> {
     let chain: Vec<&Transition> = trail.iter().filter(|t| t.attempt == key).collect();
@@ -553,51 +200,6 @@ fn ensure_before(what: &str, ended: i64, started: i64) -> anyhow::Result<()> {
         ended - started
     );
     Ok(())
-}
-
-fn find_events<'a>(events: &'a [Event], reason: &str) -> Vec<&'a Event> {
-    events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
-}
-
-fn message(event: &Event) -> &str {
-    event.message.as_deref().unwrap_or("")
-}
-
-fn describe_events(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} x{}: {}",
-                e.type_.as_deref().unwrap_or("?"),
-                e.reason.as_deref().unwrap_or("?"),
-                e.count.unwrap_or(0),
-                message(e)
-            )
-        })
-        .collect()
-}
-
-/// A Warning event with `reason` whose message contains every one of `parts`.
-async fn expect_warning(world: &World, reason: &str, parts: &[&str]) -> anyhow::Result<Event> {
-    let events = world.events().await?;
-    let event = find_events(&events, reason)
-        .into_iter()
-        .find(|e| parts.iter().all(|p| message(e).contains(p)))
-        .ok_or_else(|| {
-            anyhow!(
-                "no {reason} event containing {parts:?}; events: {:#?}",
-                describe_events(&events)
-            )
-        })?;
-    ensure!(
-        event.type_.as_deref() == Some("Warning"),
-        "{reason} is not a Warning: {event:?}"
-    );
-    Ok(event.clone())
 }
 
 /// Phase and pod of every attempt's checkpoint (`status.chaosRunner.attempts`).
@@ -659,8 +261,8 @@ async fn wait_all_in_monitor(
 
 #[tokio::test]
 async fn a_diamond_runs_in_order_with_its_middle_stage_in_parallel() -> anyhow::Result<()> {
-    let world = World::new("diamond", diamond(&[], [("pass", "2"); 4])).await?;
-    let mut runner = world.spawn(&[A, B, C, D])?;
+    let world = new_world("diamond", diamond(&[], [("pass", "2"); 4])).await?;
+    let mut runner = world.spawn(&[A, B, C, D], &[])?;
     expect_exit(&mut runner, 0).await?;
 
     let status = world.status().await?;
@@ -668,7 +270,7 @@ async fn a_diamond_runs_in_order_with_its_middle_stage_in_parallel() -> anyhow::
     let (pod_b, run_b, done_b) = world.single_play(B)?;
     let (pod_c, run_c, done_c) = world.single_play(C)?;
     let (pod_d, run_d, _) = world.single_play(D)?;
-    check_entries(
+    world.check_entries(
         &status,
         &[
             (A, &pod_a, "Completed", "Pass"),
@@ -696,8 +298,8 @@ async fn a_diamond_runs_in_order_with_its_middle_stage_in_parallel() -> anyhow::
 
     // Order by the runner's own trail: each attempt starts after what it depends on ended.
     let trail = trail(&status)?;
-    check_trail(&trail)?;
-    expect_annotation_mirrors_trail(&world, &trail).await?;
+    check_trail(&trail, FIRST_PHASES)?;
+    world.expect_annotation_mirrors_trail(&trail).await?;
     let (_, end_a) = span(&trail, "batch-a#1")?;
     let (start_b, end_b) = span(&trail, "batch-b#1")?;
     let (start_c, end_c) = span(&trail, "batch-c#1")?;
@@ -742,7 +344,7 @@ async fn a_diamond_runs_in_order_with_its_middle_stage_in_parallel() -> anyhow::
 #[tokio::test]
 async fn max_parallel_bounds_how_many_run_at_once() -> anyhow::Result<()> {
     // Three experiments without dependencies, two at once: the third waits for a free slot.
-    let world = World::new(
+    let world = new_world(
         "max-parallel",
         engine(
             &[(MAX_PARALLEL, "2")],
@@ -754,7 +356,7 @@ async fn max_parallel_bounds_how_many_run_at_once() -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A, B, C])?;
+    let mut runner = world.spawn(&[A, B, C], &[])?;
     expect_exit(&mut runner, 0).await?;
     let mut intervals = Vec::new();
     for exp in [A, B, C] {
@@ -788,7 +390,7 @@ async fn max_parallel_bounds_how_many_run_at_once() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_failed_dependency_skips_its_dependents_naming_it() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "dep-skip",
         diamond(
             &[],
@@ -796,12 +398,12 @@ async fn a_failed_dependency_skips_its_dependents_naming_it() -> anyhow::Result<
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A, B, C, D])?;
+    let mut runner = world.spawn(&[A, B, C, D], &[])?;
     expect_exit(&mut runner, 0).await?;
 
     let status = world.status().await?;
     let (pod_a, _, _) = world.single_play(A)?;
-    check_entries(
+    world.check_entries(
         &status,
         &[
             (A, &pod_a, "Completed", "Fail"),
@@ -814,7 +416,7 @@ async fn a_failed_dependency_skips_its_dependents_naming_it() -> anyhow::Result<
     // Each dependent's trail is one transition Planned -> Skipped whose reason names the
     // dependency that did not pass (b, c: a; d: b or c, which were skipped).
     let trail = trail(&status)?;
-    check_trail(&trail)?;
+    check_trail(&trail, FIRST_PHASES)?;
     for (key, dependencies) in [
         ("batch-b#1", &["batch-a#1"][..]),
         ("batch-c#1", &["batch-a#1"][..]),
@@ -833,9 +435,15 @@ async fn a_failed_dependency_skips_its_dependents_naming_it() -> anyhow::Result<
     }
 
     // A Warning ExperimentSkipped per dependent, naming it and its dependency.
-    expect_warning(&world, "ExperimentSkipped", &["batch-b", "batch-a#1"]).await?;
-    expect_warning(&world, "ExperimentSkipped", &["batch-c", "batch-a#1"]).await?;
-    let skipped_d = expect_warning(&world, "ExperimentSkipped", &["batch-d"]).await?;
+    world
+        .expect_warning("ExperimentSkipped", &["batch-b", "batch-a#1"])
+        .await?;
+    world
+        .expect_warning("ExperimentSkipped", &["batch-c", "batch-a#1"])
+        .await?;
+    let skipped_d = world
+        .expect_warning("ExperimentSkipped", &["batch-d"])
+        .await?;
     ensure!(
         ["batch-b#1", "batch-c#1"]
             .iter()
@@ -858,7 +466,7 @@ async fn a_failed_dependency_skips_its_dependents_naming_it() -> anyhow::Result<
 
 #[tokio::test]
 async fn with_on_dependency_failure_run_dependents_run_anyway() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "dep-run",
         diamond(
             &[(ON_DEPENDENCY_FAILURE, "run")],
@@ -866,7 +474,7 @@ async fn with_on_dependency_failure_run_dependents_run_anyway() -> anyhow::Resul
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A, B, C, D])?;
+    let mut runner = world.spawn(&[A, B, C, D], &[])?;
     expect_exit(&mut runner, 0).await?;
 
     let status = world.status().await?;
@@ -874,7 +482,7 @@ async fn with_on_dependency_failure_run_dependents_run_anyway() -> anyhow::Resul
     let (pod_b, run_b, done_b) = world.single_play(B)?;
     let (pod_c, run_c, done_c) = world.single_play(C)?;
     let (pod_d, run_d, _) = world.single_play(D)?;
-    check_entries(
+    world.check_entries(
         &status,
         &[
             (A, &pod_a, "Completed", "Fail"),
@@ -888,7 +496,7 @@ async fn with_on_dependency_failure_run_dependents_run_anyway() -> anyhow::Resul
     ensure_before("pods: a before c", done_a, run_c)?;
     ensure_before("pods: b before d", done_b, run_d)?;
     ensure_before("pods: c before d", done_c, run_d)?;
-    check_trail(&trail(&status)?)?;
+    check_trail(&trail(&status)?, FIRST_PHASES)?;
     let events = world.events().await?;
     ensure!(
         find_events(&events, "ExperimentSkipped").is_empty(),
@@ -906,7 +514,7 @@ async fn with_on_dependency_failure_run_dependents_run_anyway() -> anyhow::Resul
 #[tokio::test]
 async fn three_iterations_run_three_attempts_at_least_the_interval_apart() -> anyhow::Result<()> {
     const INTERVAL_MS: i64 = 3000;
-    let world = World::new(
+    let world = new_world(
         "iterations",
         engine(
             &[(ITERATIONS, "3"), (MIN_INTERVAL, "3s")],
@@ -914,7 +522,7 @@ async fn three_iterations_run_three_attempts_at_least_the_interval_apart() -> an
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A])?;
+    let mut runner = world.spawn(&[A], &[])?;
     expect_exit(&mut runner, 0).await?;
     let status = world.status().await?;
 
@@ -946,7 +554,7 @@ async fn three_iterations_run_three_attempts_at_least_the_interval_apart() -> an
 
     // Each start at least the interval after the previous end, by both clocks.
     let trail = trail(&status)?;
-    check_trail(&trail)?;
+    check_trail(&trail, FIRST_PHASES)?;
     let plays = world.plays_of(A);
     ensure!(plays.len() == 3, "pods played: {plays:?}");
     for i in 1..3 {
@@ -1007,7 +615,7 @@ async fn sigkill_in_the_parallel_stage_with_the_checkpoint_erased_finishes_witho
 
 async fn sigkill_in_the_parallel_stage(erase_checkpoint: bool) -> anyhow::Result<()> {
     // c fails and d runs anyway: a Fail verdict and a stage after the restart are both at stake.
-    let world = World::new(
+    let world = new_world(
         if erase_checkpoint {
             "kill-parallel-erased"
         } else {
@@ -1019,7 +627,7 @@ async fn sigkill_in_the_parallel_stage(erase_checkpoint: bool) -> anyhow::Result
         ),
     )
     .await?;
-    let mut first = world.spawn(&[A, B, C, D])?;
+    let mut first = world.spawn(&[A, B, C, D], &[])?;
     let at_kill = wait_all_in_monitor(&world, &mut first, &["batch-b#1", "batch-c#1"]).await?;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
@@ -1034,7 +642,7 @@ async fn sigkill_in_the_parallel_stage(erase_checkpoint: bool) -> anyhow::Result
         );
     }
 
-    let mut second = world.spawn(&[A, B, C, D])?;
+    let mut second = world.spawn(&[A, B, C, D], &[])?;
     expect_exit(&mut second, 0).await?;
     let resumed = if erase_checkpoint {
         "resuming from the audit trail"
@@ -1052,7 +660,7 @@ async fn sigkill_in_the_parallel_stage(erase_checkpoint: bool) -> anyhow::Result
     let (pod_b, _, done_b) = world.single_play(B)?;
     let (pod_c, _, done_c) = world.single_play(C)?;
     let (pod_d, run_d, _) = world.single_play(D)?;
-    check_entries(
+    world.check_entries(
         &status,
         &[
             (A, &pod_a, "Completed", "Pass"),
@@ -1065,8 +673,8 @@ async fn sigkill_in_the_parallel_stage(erase_checkpoint: bool) -> anyhow::Result
     ensure_before("pods: b before d", done_b, run_d)?;
     ensure_before("pods: c before d", done_c, run_d)?;
     let trail = trail(&status)?;
-    check_trail(&trail)?;
-    expect_annotation_mirrors_trail(&world, &trail).await?;
+    check_trail(&trail, FIRST_PHASES)?;
+    world.expect_annotation_mirrors_trail(&trail).await?;
     world.expect_one_job_per_attempt(4)?;
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
 }
@@ -1086,7 +694,7 @@ async fn sigkill_during_a_min_interval_wait_with_the_checkpoint_erased_keeps_the
 
 async fn sigkill_during_a_min_interval_wait(erase_checkpoint: bool) -> anyhow::Result<()> {
     const INTERVAL_MS: i64 = 5000;
-    let world = World::new(
+    let world = new_world(
         if erase_checkpoint {
             "kill-interval-erased"
         } else {
@@ -1098,7 +706,7 @@ async fn sigkill_during_a_min_interval_wait(erase_checkpoint: bool) -> anyhow::R
         ),
     )
     .await?;
-    let mut first = world.spawn(&[A])?;
+    let mut first = world.spawn(&[A], &[])?;
     // Iteration 1 ended and stored, iteration 2 not started: the runner is waiting.
     let mut last = BTreeMap::new();
     // A stored iteration 2 ends the wait at once (as an error, after the loop): retrying it
@@ -1146,12 +754,12 @@ async fn sigkill_during_a_min_interval_wait(erase_checkpoint: bool) -> anyhow::R
             .await?;
     }
     let restarted_at = Timestamp::now().as_millisecond();
-    let mut second = world.spawn(&[A])?;
+    let mut second = world.spawn(&[A], &[])?;
     expect_exit(&mut second, 0).await?;
 
     let status = world.status().await?;
     let trail = trail(&status)?;
-    check_trail(&trail)?;
+    check_trail(&trail, FIRST_PHASES)?;
     let (_, end) = span(&trail, "batch-a#1")?;
     let (start, _) = span(&trail, "batch-a#2")?;
     ensure!(
@@ -1202,7 +810,7 @@ async fn sigkill_during_a_min_interval_wait(erase_checkpoint: bool) -> anyhow::R
 #[tokio::test]
 async fn abort_in_the_parallel_stage_cleans_every_job() -> anyhow::Result<()> {
     // b and c run until someone stops them; d never gets to start.
-    let world = World::new(
+    let world = new_world(
         "abort-parallel",
         diamond(
             &[],
@@ -1210,7 +818,7 @@ async fn abort_in_the_parallel_stage_cleans_every_job() -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A, B, C, D])?;
+    let mut runner = world.spawn(&[A, B, C, D], &[])?;
     let in_flight = wait_all_in_monitor(&world, &mut runner, &["batch-b#1", "batch-c#1"]).await?;
     let pod_of = |key: &str| {
         in_flight
@@ -1224,23 +832,12 @@ async fn abort_in_the_parallel_stage_cleans_every_job() -> anyhow::Result<()> {
     world
         .patch_engine(json!({"spec": {"engineState": "stop"}}))
         .await?;
-    let exit = runner.wait(ABORT_BOUND).await?;
-    let exited_after = started.elapsed();
-    ensure!(
-        exit.code() == Some(0),
-        "exit {exit}; log:\n{}",
-        runner.log_tail(30)
-    );
-    world
-        .wait_no_jobs_or_pods(ABORT_BOUND.saturating_sub(started.elapsed()))
-        .await
-        .with_context(|| format!("Jobs/pods not gone within {ABORT_BOUND:?} of the stop"))?;
-    let cleaned_after = started.elapsed();
+    let (exited_after, cleaned_after) = world.expect_clean_abort(&mut runner, started).await?;
     eprintln!("abort: exit after {exited_after:?}, Jobs and pods gone after {cleaned_after:?}");
 
     let status = world.status().await?;
     let (pod_a, _, _) = world.single_play(A)?;
-    check_entries(
+    world.check_entries(
         &status,
         &[
             (A, &pod_a, "Completed", "Pass"),
@@ -1250,7 +847,7 @@ async fn abort_in_the_parallel_stage_cleans_every_job() -> anyhow::Result<()> {
         ],
     )?;
     let trail = trail(&status)?;
-    check_trail(&trail)?;
+    check_trail(&trail, FIRST_PHASES)?;
     for key in ["batch-b#1", "batch-c#1"] {
         let chain = chain_of(&trail, key);
         ensure!(
@@ -1369,7 +966,7 @@ async fn exporter_ready_count(world: &World) -> anyhow::Result<i32> {
 async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adopts_it()
 -> anyhow::Result<()> {
     const IMAGE: &str = "registry.example/chaos-exporter:e2e";
-    let world = World::new(
+    let world = new_world(
         "monitoring",
         engine(
             &[(MONITORING, "true"), (EXPORTER_IMAGE, IMAGE)],
@@ -1377,7 +974,7 @@ async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adop
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A])?;
+    let mut runner = world.spawn(&[A], &[])?;
     expect_exit(&mut runner, 0).await?;
     let (deployment_uid, service_uid) = expect_exporter(&world, IMAGE).await?;
     ensure!(
@@ -1394,7 +991,7 @@ async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adop
     world
         .patch_engine(json!({"status": {"experiments": null, "chaosRunner": null}}))
         .await?;
-    let mut second = world.spawn(&[A])?;
+    let mut second = world.spawn(&[A], &[])?;
     expect_exit(&mut second, 0).await?;
     ensure!(
         second.output().contains("starting a new run"),
@@ -1442,8 +1039,8 @@ async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adop
 async fn spec_monitoring_true_creates_the_exporter_with_the_default_image() -> anyhow::Result<()> {
     let mut engine = engine(&[], vec![experiment(A, "pass", "0.5")]);
     engine["spec"]["monitoring"] = json!(true);
-    let world = World::new("monitoring-spec", engine).await?;
-    let mut runner = world.spawn(&[A])?;
+    let world = new_world("monitoring-spec", engine).await?;
+    let mut runner = world.spawn(&[A], &[])?;
     expect_exit(&mut runner, 0).await?;
     expect_exporter(&world, "litmuschaos/chaos-exporter:3.18.0").await?;
     ensure!(
@@ -1464,7 +1061,7 @@ async fn rejected_plan(
     annotations: &[(&str, &str)],
     parts: &[&str],
 ) -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         prefix,
         engine(
             annotations,
@@ -1472,16 +1069,16 @@ async fn rejected_plan(
         ),
     )
     .await?;
-    let mut runner = world.spawn(&[A, B])?;
+    let mut runner = world.spawn(&[A, B], &[])?;
     expect_exit(&mut runner, 0).await?;
-    expect_warning(&world, "PlanInvalid", parts).await?;
+    world.expect_warning("PlanInvalid", parts).await?;
     let status = world.status().await?;
     let failure = status["chaosRunner"]["failure"].as_str().unwrap_or("");
     ensure!(
         parts.iter().all(|p| failure.contains(p)),
         "status.chaosRunner.failure = {failure:?}, want it to name {parts:?}"
     );
-    check_entries(
+    world.check_entries(
         &status,
         &[(A, "N/A", "Skipped", "Fail"), (B, "N/A", "Skipped", "Fail")],
     )?;

@@ -11,23 +11,19 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::ExitStatus;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
-use common::{
-    LitmusKind, RunnerProcess, RunnerSpec, Signal, TestNamespace, engine_status, jobs_by_chaos_uid,
-    pods_by_chaos_uid, wait_until,
+use common::run::{
+    RUN_TIMEOUT, Suite, World, check_trail, expect_exit, find_events, message, trail,
 };
+use common::{LitmusKind, RunnerProcess, Signal, jobs_by_chaos_uid, wait_until};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, PostParams};
 use kube::runtime::watcher;
-use podsim::{SimEventKind, SimulatorHandle};
+use podsim::SimEventKind;
 use serde_json::{Value, json};
 
 /// The engine of every test (each test has its own namespace).
@@ -38,10 +34,6 @@ const COMPONENT: &str = "e2e-runner";
 const SA_DEPLOY: &str = "chaos-runner";
 /// fixtures/rbac/litmus-user-role.yaml: the Role Litmus users have (no watch, no secrets).
 const SA_LITMUS_USER: &str = "litmus-user-sa";
-/// A whole run of the runner, however it ends.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// The brief's bound for an abort: Jobs and pods gone, final status, exit.
-const ABORT_BOUND: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------------
 // Scaffolding
@@ -83,342 +75,61 @@ fn pass_and_fail(policy: &str, seconds: &str) -> Value {
     )
 }
 
-/// Every Job the runner's create requests named, as seen by a watch on the namespace's Jobs
-/// (uid → name), so that "one Job per attempt" is checked even for Jobs that came and went.
-#[derive(Clone, Default)]
-struct JobsSeen(Arc<Mutex<BTreeMap<String, String>>>);
+static SUITE: Suite = Suite {
+    engine: ENGINE,
+    component: COMPONENT,
+    chaos_service_account: SA_DEPLOY,
+    fixtures: &[
+        "deploy/rbac.yaml",
+        "fixtures/rbac/litmus-user-role.yaml",
+        "fixtures/e2e/experiments.yaml",
+    ],
+};
 
-impl JobsSeen {
-    fn start(api: Api<Job>) -> (JobsSeen, tokio::task::JoinHandle<()>) {
-        let seen = JobsSeen::default();
-        let sink = seen.clone();
-        let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
-            while let Some(event) = stream.next().await {
-                let jobs = match event {
-                    Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => vec![job],
-                    Ok(watcher::Event::Delete(job)) => vec![job],
-                    _ => continue,
-                };
-                let mut map = sink.0.lock().unwrap_or_else(|e| e.into_inner());
-                for job in jobs {
-                    if let (Some(uid), Some(name)) = (job.metadata.uid, job.metadata.name) {
-                        map.insert(uid, name);
-                    }
-                }
-            }
-        });
-        (seen, task)
-    }
+/// Every attempt's chain in the trail starts at Init (no plan: nothing is ever Planned).
+const FIRST_PHASES: &[&str] = &["Init"];
 
-    /// Job name → how many distinct Jobs (uids) had it.
-    fn by_name(&self) -> BTreeMap<String, usize> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let mut counts = BTreeMap::new();
-        for name in map.values() {
-            *counts.entry(name.clone()).or_insert(0) += 1;
-        }
-        counts
-    }
+/// One test's world, the runner authenticated as `service_account`.
+async fn new_world(prefix: &str, service_account: &str, engine: Value) -> anyhow::Result<World> {
+    World::new(&SUITE, prefix, service_account, engine).await
 }
 
-/// One test's world: namespace, simulator, the engine's uid and the runner's kubeconfig.
-struct World {
-    ns: TestNamespace,
-    sim: SimulatorHandle,
-    uid: String,
-    kubeconfig: PathBuf,
-    jobs_seen: JobsSeen,
-    jobs_task: tokio::task::JoinHandle<()>,
+/// Names of the pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`).
+fn pods_of(world: &World, exp: &str) -> BTreeSet<String> {
+    let prefix = format!("{exp}-");
+    world
+        .sim
+        .events()
+        .into_iter()
+        .filter(|e| e.pod.starts_with(&prefix) && matches!(e.kind, SimEventKind::Running))
+        .map(|e| e.pod)
+        .collect()
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        self.jobs_task.abort();
-    }
-}
-
-impl World {
-    async fn new(prefix: &str, service_account: &str, engine: Value) -> anyhow::Result<World> {
-        let ns = TestNamespace::create(prefix).await?;
-        ns.apply_yaml("deploy/rbac.yaml").await?;
-        ns.apply_yaml("fixtures/rbac/litmus-user-role.yaml").await?;
-        ns.apply_yaml("fixtures/e2e/experiments.yaml").await?;
-        let (jobs_seen, jobs_task) = JobsSeen::start(ns.api::<Job>());
-        let applied = ns
-            .apply_yaml(&serde_json::to_string_pretty(&engine)?)
-            .await?;
-        let uid = applied
-            .first()
-            .and_then(|e| e.metadata.uid.clone())
-            .ok_or_else(|| anyhow!("the applied engine has no uid"))?;
-        let sim = ns.start_simulator()?;
-        let kubeconfig = ns.sa_kubeconfig(service_account).await?;
-        Ok(World {
-            ns,
-            sim,
-            uid,
-            kubeconfig,
-            jobs_seen,
-            jobs_task,
-        })
-    }
-
-    fn spec(&self, experiments: &[&str], env: &[(&str, &str)]) -> RunnerSpec {
-        RunnerSpec {
-            engine: ENGINE.to_owned(),
-            namespace: self.ns.name().to_owned(),
-            experiments: experiments.iter().map(|e| (*e).to_owned()).collect(),
-            service_account: SA_DEPLOY.to_owned(),
-            env_extra: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            kubeconfig: self.kubeconfig.clone(),
-        }
-    }
-
-    fn spawn(&self, experiments: &[&str], env: &[(&str, &str)]) -> anyhow::Result<RunnerProcess> {
-        RunnerProcess::spawn(&self.spec(experiments, env))
-    }
-
-    async fn status(&self) -> anyhow::Result<Value> {
-        engine_status(&self.ns.client(), self.ns.name(), ENGINE).await
-    }
-
-    async fn engine(&self) -> anyhow::Result<Option<DynamicObject>> {
-        Ok(self
-            .ns
-            .litmus_api(LitmusKind::ChaosEngine)
-            .get_opt(ENGINE)
-            .await?)
-    }
-
-    /// The runner's Events on the engine.
-    async fn events(&self) -> anyhow::Result<Vec<Event>> {
-        let list = self
-            .ns
-            .api::<Event>()
-            .list(&ListParams::default().fields(&format!(
-                "involvedObject.kind=ChaosEngine,involvedObject.name={ENGINE}"
-            )))
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.source
-                    .as_ref()
-                    .and_then(|s| s.component.as_deref())
-                    .is_some_and(|c| c == COMPONENT)
-            })
-            .collect())
-    }
-
-    /// Waits until no Job and no pod labelled with the engine's chaosUID is left.
-    async fn wait_no_jobs_or_pods(&self, timeout: Duration) -> anyhow::Result<()> {
-        let client = self.ns.client();
-        wait_until(
-            timeout,
-            "no Job and no pod with the engine's chaosUID",
-            async || {
-                let jobs = jobs_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
-                let pods = pods_by_chaos_uid(&client, self.ns.name(), &self.uid).await?;
-                Ok((jobs.is_empty() && pods.is_empty()).then_some(()))
-            },
-        )
-        .await
-    }
-
-    /// Names of the pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`).
-    fn pods_of(&self, exp: &str) -> BTreeSet<String> {
-        let prefix = format!("{exp}-");
-        self.sim
-            .events()
-            .into_iter()
-            .filter(|e| e.pod.starts_with(&prefix) && matches!(e.kind, SimEventKind::Running))
-            .map(|e| e.pod)
-            .collect()
-    }
-
-    /// Successful `create jobs` requests in this namespace, by Job name, from the apiserver's
-    /// audit log; `None` when the plane exports no audit log.
-    fn audited_job_creates(&self) -> anyhow::Result<Option<BTreeMap<String, usize>>> {
-        let Some(path) = common::plane()?.audit_log.clone() else {
-            return Ok(None);
-        };
-        // The apiserver rotates the log (audit-<time>.log beside it): read every part.
-        let mut text = String::new();
-        let dir = path.parent().context("audit log directory")?;
-        for entry in std::fs::read_dir(dir).context("listing the audit log directory")? {
-            let file = entry?.path();
-            let name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if name.starts_with("audit") && name.ends_with(".log") {
-                text.push_str(
-                    &std::fs::read_to_string(&file)
-                        .with_context(|| format!("reading the audit log {}", file.display()))?,
-                );
-            }
-        }
-        let needle = format!("\"namespace\":\"{}\"", self.ns.name());
-        let mut creates = BTreeMap::new();
-        for line in text.lines().filter(|l| l.contains(&needle)) {
-            let Ok(record) = serde_json::from_str::<Value>(line) else {
-                continue; // a line being written as we read
-            };
-            let object = &record["objectRef"];
-            if record["verb"] == "create"
-                && record["stage"] == "ResponseComplete"
-                && object["resource"] == "jobs"
-                && object["namespace"] == self.ns.name()
-                && record["responseStatus"]["code"] == 201
-            {
-                let name = object["name"].as_str().unwrap_or("?").to_owned();
-                *creates.entry(name).or_insert(0) += 1;
-            }
-        }
-        Ok(Some(creates))
-    }
-}
-
-/// Waits for the runner's exit and checks the code and that it did not panic.
-async fn expect_exit(runner: &mut RunnerProcess, code: i32) -> anyhow::Result<ExitStatus> {
-    let status = runner.wait(RUN_TIMEOUT).await?;
-    let log = runner.output();
-    ensure!(
-        status.code() == Some(code),
-        "runner exited with {status}, expected code {code}; log tail:\n{}",
-        runner.log_tail(40)
-    );
-    ensure!(
-        !log.contains("panicked"),
-        "the runner panicked; log tail:\n{}",
-        runner.log_tail(40)
-    );
-    Ok(status)
-}
-
-fn entries(status: &Value) -> Vec<Value> {
-    status["experiments"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Asserts the status has exactly one entry per name in `expected` and nothing else, each with
-/// the contract's fields: `(name, experimentPod, status, verdict)`; `experimentPod` `None`
-/// means "the pod the simulator played for it".
+/// [`World::check_entries`], where an `experimentPod` of `None` means "the one pod the
+/// simulator played for it".
 fn check_entries(
     world: &World,
     status: &Value,
     expected: &[(&str, Option<&str>, &str, &str)],
 ) -> anyhow::Result<()> {
-    let found = entries(status);
-    let names: Vec<&str> = found.iter().filter_map(|e| e["name"].as_str()).collect();
-    ensure!(
-        found.len() == expected.len(),
-        "expected {} entries, found {}: {found:#?}",
-        expected.len(),
-        found.len()
-    );
+    let mut resolved = Vec::new();
     for (name, pod, state, verdict) in expected {
-        let matching: Vec<&Value> = found.iter().filter(|e| e["name"] == *name).collect();
-        ensure!(
-            matching.len() == 1,
-            "entry {name}: found {} times in {names:?}",
-            matching.len()
-        );
-        let entry = matching[0];
-        let want_pod = match pod {
+        let pod = match pod {
             Some(pod) => (*pod).to_owned(),
             None => {
-                let played = world.pods_of(name);
+                let played = pods_of(world, name);
                 ensure!(played.len() == 1, "{name}: the simulator played {played:?}");
                 played.into_iter().next().unwrap_or_default()
             }
         };
-        ensure!(entry["runner"] == COMPONENT, "{name}: runner in {entry}");
-        ensure!(
-            entry["experimentPod"] == want_pod.as_str(),
-            "{name}: experimentPod in {entry}, want {want_pod}"
-        );
-        ensure!(
-            entry["status"] == *state,
-            "{name}: status in {entry}, want {state}"
-        );
-        ensure!(
-            entry["verdict"] == *verdict,
-            "{name}: verdict in {entry}, want {verdict}"
-        );
-        let time = entry["lastUpdateTime"].as_str().unwrap_or("");
-        ensure!(
-            time.parse::<Timestamp>().is_ok(),
-            "{name}: lastUpdateTime {time:?} is not RFC 3339"
-        );
+        resolved.push((*name, pod, *state, *verdict));
     }
-    Ok(())
-}
-
-/// `(attempt, from, to, reason)` of the trail in `status.chaosRunner.history`.
-fn history(status: &Value) -> Vec<(String, String, String, String)> {
-    status["chaosRunner"]["history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let expected: Vec<(&str, &str, &str, &str)> = resolved
         .iter()
-        .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
-            (s("attempt"), s("from"), s("to"), s("reason"))
-        })
-        .collect()
-}
-
-/// The trail in the `chaos-runner.io/audit` annotation, same shape as [`history`].
-fn annotation_history(
-    engine: &DynamicObject,
-) -> anyhow::Result<Vec<(String, String, String, String)>> {
-    let raw = engine
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("chaos-runner.io/audit"))
-        .ok_or_else(|| anyhow!("the engine has no chaos-runner.io/audit annotation"))?;
-    let trail: Value = serde_json::from_str(raw).context("parsing chaos-runner.io/audit")?;
-    Ok(history(&json!({"chaosRunner": trail})))
-}
-
-/// Every transition once; per attempt an unbroken chain from Init to a terminal phase.
-fn check_trail(trail: &[(String, String, String, String)]) -> anyhow::Result<()> {
-    let mut seen = BTreeSet::new();
-    for (attempt, from, to, _) in trail {
-        ensure!(
-            seen.insert((attempt.clone(), from.clone(), to.clone())),
-            "transition {attempt} {from}->{to} recorded twice: {trail:#?}"
-        );
-    }
-    let attempts: BTreeSet<&String> = trail.iter().map(|t| &t.0).collect();
-    for attempt in attempts {
-        let chain: Vec<_> = trail.iter().filter(|t| &t.0 == attempt).collect();
-        ensure!(
-            chain[0].1 == "Init",
-            "{attempt} does not start at Init: {chain:#?}"
-        );
-        for pair in chain.windows(2) {
-            ensure!(
-                pair[0].2 == pair[1].1,
-                "{attempt}: the chain breaks at {pair:#?}"
-            );
-        }
-        let last = &chain[chain.len() - 1].2;
-        ensure!(
-            matches!(last.as_str(), "Completed" | "Skipped" | "Aborted"),
-            "{attempt} ends in {last}: {chain:#?}"
-        );
-    }
-    Ok(())
+        .map(|(name, pod, state, verdict)| (*name, pod.as_str(), *state, *verdict))
+        .collect();
+    world.check_entries(status, &expected)
 }
 
 fn reasons_of(events: &[Event]) -> Vec<String> {
@@ -430,17 +141,6 @@ fn reasons_of(events: &[Event]) -> Vec<String> {
     reasons
 }
 
-fn find_event<'a>(events: &'a [Event], reason: &str) -> Vec<&'a Event> {
-    events
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
-}
-
-fn message(event: &Event) -> &str {
-    event.message.as_deref().unwrap_or("")
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. A normal run: one Pass, one Fail
 // ---------------------------------------------------------------------------------------------
@@ -448,7 +148,7 @@ fn message(event: &Event) -> &str {
 /// The run of two experiments, checked all the way: exit 0, entries, trail, one Event per
 /// transition, one Job per experiment, Jobs per policy.
 async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> anyhow::Result<()> {
-    let world = World::new(prefix, service_account, pass_and_fail(policy, "0.5")).await?;
+    let world = new_world(prefix, service_account, pass_and_fail(policy, "0.5")).await?;
     let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
     expect_exit(&mut runner, 0).await?;
 
@@ -475,17 +175,10 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
     )?;
 
     // The trail: the same in the status and the annotation, every transition once.
-    let trail = history(&status);
-    let engine = world
-        .engine()
-        .await?
-        .ok_or_else(|| anyhow!("engine gone"))?;
-    ensure!(
-        annotation_history(&engine)? == trail,
-        "the annotation's trail differs from status.chaosRunner.history"
-    );
-    check_trail(&trail)?;
-    let attempts: BTreeSet<&str> = trail.iter().map(|t| t.0.as_str()).collect();
+    let trail = trail(&status)?;
+    world.expect_annotation_mirrors_trail(&trail).await?;
+    check_trail(&trail, FIRST_PHASES)?;
+    let attempts: BTreeSet<&str> = trail.iter().map(|t| t.attempt.as_str()).collect();
     ensure!(
         attempts == BTreeSet::from(["e2e-pass#1", "e2e-fail#1"]),
         "attempts in the trail: {attempts:?}"
@@ -493,7 +186,7 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
 
     // One Event per transition, with the transition's reason, written once (count 1).
     let events = world.events().await?;
-    let mut trail_reasons: Vec<String> = trail.iter().map(|t| t.3.clone()).collect();
+    let mut trail_reasons: Vec<String> = trail.iter().map(|t| t.reason.clone()).collect();
     trail_reasons.sort();
     ensure!(
         reasons_of(&events) == trail_reasons,
@@ -513,18 +206,8 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
     }
 
     // One Job per experiment, named <exp>-<6 chars>; the contract's messages name them.
-    let seen = world.jobs_seen.by_name();
-    ensure!(
-        seen.len() == 2 && seen.values().all(|n| *n == 1),
-        "Jobs seen: {seen:?}"
-    );
-    if let Some(creates) = world.audited_job_creates()? {
-        ensure!(
-            creates == seen,
-            "audit log creates {creates:?} vs Jobs seen {seen:?}"
-        );
-    }
-    for job in seen.keys() {
+    let seen = world.expect_one_job_per_attempt(2)?;
+    for job in &seen {
         let exp = job
             .rsplit_once('-')
             .map(|(exp, suffix)| {
@@ -540,14 +223,14 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
             .ok_or_else(|| anyhow!("Job name {job}"))??;
         let created = format!("Experiment Job {job} for Chaos Experiment: {exp}");
         ensure!(
-            find_event(&events, "ExperimentJobCreate")
+            find_events(&events, "ExperimentJobCreate")
                 .iter()
                 .any(|e| message(e) == created),
             "no ExperimentJobCreate event {created:?}"
         );
         let checked = format!("Experiment resources validated for Chaos Experiment: {exp}");
         ensure!(
-            find_event(&events, "ExperimentDependencyCheck")
+            find_events(&events, "ExperimentDependencyCheck")
                 .iter()
                 .any(|e| message(e) == checked),
             "no ExperimentDependencyCheck event {checked:?}"
@@ -558,7 +241,7 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
             format!("Experiment Job {job} will be retained")
         };
         ensure!(
-            find_event(&events, "ExperimentJobCleanUp")
+            find_events(&events, "ExperimentJobCleanUp")
                 .iter()
                 .any(|e| message(e) == cleanup),
             "no ExperimentJobCleanUp event {cleanup:?}"
@@ -576,11 +259,7 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
             .filter(|j| j.metadata.deletion_timestamp.is_none())
             .filter_map(|j| j.metadata.name)
             .collect();
-        let expected: BTreeSet<String> = seen.keys().cloned().collect();
-        ensure!(
-            kept == expected,
-            "retained Jobs {kept:?}, expected {expected:?}"
-        );
+        ensure!(kept == seen, "retained Jobs {kept:?}, expected {seen:?}");
     }
     Ok(())
 }
@@ -617,15 +296,6 @@ fn stored_phases(engine: &DynamicObject) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn send_signal(pid: u32, signal: &str) -> anyhow::Result<()> {
-    let status = std::process::Command::new("kill")
-        .args(["-s", signal, &pid.to_string()])
-        .status()
-        .context("running kill(1)")?;
-    ensure!(status.success(), "kill -s {signal} {pid}: {status}");
-    Ok(())
-}
-
 /// Watches the engine until some attempt's stored phase is `phase`, then freezes the runner
 /// (SIGSTOP, so it cannot move on while we look) and returns the attempt, with the runner
 /// frozen and `phase` still stored for it: what a crash at that instant leaves behind.
@@ -655,7 +325,7 @@ async fn freeze_in_phase(
             .find(|(attempt, p)| p.as_str() == phase && !missed.contains_key(*attempt));
         if let Some((attempt, _)) = candidate {
             let attempt = attempt.clone();
-            send_signal(runner.pid(), "STOP")?;
+            runner.kill(Signal::Stop)?;
             let engine = world
                 .engine()
                 .await?
@@ -664,7 +334,7 @@ async fn freeze_in_phase(
             if at_stop.get(&attempt).map(String::as_str) == Some(phase) {
                 return Ok((attempt, at_stop));
             }
-            send_signal(runner.pid(), "CONT")?;
+            runner.kill(Signal::Cont)?;
             let moved_on = at_stop.get(&attempt).cloned().unwrap_or_default();
             eprintln!("missed {phase} of {attempt} (already {moved_on}); trying the next attempt");
             missed.insert(attempt, moved_on);
@@ -700,7 +370,7 @@ async fn sigkill_in_then(
         if delete_job { "-deleted" } else { "" }
     );
     // Pods slow enough that Monitor is caught without hurry.
-    let world = World::new(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
+    let world = new_world(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
     let experiments = ["e2e-pass", "e2e-fail"];
     let mut first = world.spawn(&experiments, &[])?;
     let (_, at_kill) = freeze_in_phase(&world, &mut first, phase).await?;
@@ -723,13 +393,7 @@ async fn sigkill_in_then(
 
     if erase_checkpoint {
         world
-            .ns
-            .litmus_api(LitmusKind::ChaosEngine)
-            .patch(
-                ENGINE,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"chaosRunner": null}})),
-            )
+            .patch_engine(json!({"status": {"chaosRunner": null}}))
             .await
             .context("erasing status.chaosRunner")?;
         ensure!(
@@ -753,17 +417,7 @@ async fn sigkill_in_then(
         second.log_tail(30)
     );
 
-    let seen = world.jobs_seen.by_name();
-    ensure!(
-        seen.len() == 2 && seen.values().all(|n| *n == 1),
-        "one Job per attempt expected, Jobs seen (name → uids): {seen:?}"
-    );
-    if let Some(creates) = world.audited_job_creates()? {
-        ensure!(
-            creates == seen,
-            "audit log: successful creates {creates:?}, Jobs seen {seen:?}"
-        );
-    }
+    world.expect_one_job_per_attempt(2)?;
     let status = world.status().await?;
     check_entries(
         &world,
@@ -773,15 +427,9 @@ async fn sigkill_in_then(
             ("e2e-fail", None, "Completed", "Fail"),
         ],
     )?;
-    check_trail(&history(&status))?;
-    let engine = world
-        .engine()
-        .await?
-        .ok_or_else(|| anyhow!("engine gone"))?;
-    ensure!(
-        annotation_history(&engine)? == history(&status),
-        "annotation and status trails differ"
-    );
+    let trail = trail(&status)?;
+    check_trail(&trail, FIRST_PHASES)?;
+    world.expect_annotation_mirrors_trail(&trail).await?;
 
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
     Ok(())
@@ -857,7 +505,7 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
     };
     let prefix = format!("abort-{how:?}{mode}").to_lowercase();
     // The pod runs until someone stops it.
-    let world = World::new(
+    let world = new_world(
         &prefix,
         service_account,
         engine(
@@ -879,13 +527,7 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
     match how {
         Abort::Stop => {
             world
-                .ns
-                .litmus_api(LitmusKind::ChaosEngine)
-                .patch(
-                    ENGINE,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"engineState": "stop"}})),
-                )
+                .patch_engine(json!({"spec": {"engineState": "stop"}}))
                 .await?;
         }
         Abort::Term => runner.kill(Signal::Term)?,
@@ -897,24 +539,10 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
                 .await?;
         }
     }
-    let exit = runner.wait(ABORT_BOUND).await;
-    let exited_after = started.elapsed();
-    let exit = exit?;
-    ensure!(
-        exit.code() == Some(0),
-        "exit {exit}; log:\n{}",
-        runner.log_tail(30)
-    );
-    ensure!(
-        !runner.output().contains("panicked"),
-        "panic:\n{}",
-        runner.log_tail(30)
-    );
-    world
-        .wait_no_jobs_or_pods(ABORT_BOUND.saturating_sub(started.elapsed()))
+    let (exited_after, cleaned_after) = world
+        .expect_clean_abort(&mut runner, started)
         .await
-        .with_context(|| format!("{how:?}: Jobs/pods not gone within {ABORT_BOUND:?}"))?;
-    let cleaned_after = started.elapsed();
+        .with_context(|| format!("abort by {how:?}"))?;
 
     if how != Abort::DeleteEngine {
         let status = world.status().await?;
@@ -923,16 +551,16 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
             &status,
             &[("e2e-pass", None, "Forcefully Aborted", "Stopped")],
         )?;
-        check_trail(&history(&status))?;
-        let trail = history(&status);
+        let trail = trail(&status)?;
+        check_trail(&trail, FIRST_PHASES)?;
         ensure!(
             trail
                 .iter()
-                .any(|t| t.2 == "Cleanup" && t.3 == "ExperimentAborted"),
+                .any(|t| t.to == "Cleanup" && t.reason == "ExperimentAborted"),
             "no abort transition in {trail:#?}"
         );
         ensure!(
-            !find_event(&world.events().await?, "ExperimentAborted").is_empty(),
+            !find_events(&world.events().await?, "ExperimentAborted").is_empty(),
             "no ExperimentAborted event"
         );
     } else {
@@ -972,32 +600,9 @@ async fn no_orphans(world: &World) -> anyhow::Result<()> {
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
 }
 
-/// One Warning event with `reason` whose message contains every one of `parts`.
-async fn expect_warning(world: &World, reason: &str, parts: &[&str]) -> anyhow::Result<Event> {
-    let events = world.events().await?;
-    let found: Vec<&Event> = find_event(&events, reason);
-    let event = found
-        .iter()
-        .find(|e| parts.iter().all(|p| message(e).contains(p)))
-        .ok_or_else(|| {
-            anyhow!(
-                "no {reason} event containing {parts:?}; events: {:#?}",
-                events
-                    .iter()
-                    .map(|e| format!("{:?} {:?}: {}", e.type_, e.reason, message(e)))
-                    .collect::<Vec<_>>()
-            )
-        })?;
-    ensure!(
-        event.type_.as_deref() == Some("Warning"),
-        "{reason} is not a Warning: {event:?}"
-    );
-    Ok((*event).clone())
-}
-
 #[tokio::test]
 async fn a_missing_chaos_experiment_is_reported_and_the_run_goes_on() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "bad-noexp",
         SA_DEPLOY,
         engine(
@@ -1022,7 +627,9 @@ async fn a_missing_chaos_experiment_is_reported_and_the_run_goes_on() -> anyhow:
             ("e2e-pass", None, "Completed", "Pass"),
         ],
     )?;
-    expect_warning(&world, "ExperimentNotFound", &["e2e-absent"]).await?;
+    world
+        .expect_warning("ExperimentNotFound", &["e2e-absent"])
+        .await?;
     ensure!(
         world
             .jobs_seen
@@ -1056,21 +663,14 @@ async fn dependency_skipped(
         &status,
         &[("e2e-pass", Some("N/A"), "Skipped", "Fail")],
     )?;
-    expect_warning(world, "ExperimentSkipped", parts).await?;
-    ensure!(
-        world.jobs_seen.by_name().is_empty(),
-        "Jobs created: {:?}",
-        world.jobs_seen.by_name()
-    );
-    if let Some(creates) = world.audited_job_creates()? {
-        ensure!(creates.is_empty(), "Jobs created (audit log): {creates:?}");
-    }
+    world.expect_warning("ExperimentSkipped", parts).await?;
+    world.expect_no_job_created()?;
     no_orphans(world).await
 }
 
 #[tokio::test]
 async fn a_missing_configmap_skips_the_experiment_naming_it() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "bad-cm",
         SA_DEPLOY,
         engine_with_volume("configMaps", "e2e-absent-cm"),
@@ -1091,7 +691,7 @@ async fn a_missing_configmap_skips_the_experiment_naming_it() -> anyhow::Result<
 
 #[tokio::test]
 async fn a_missing_secret_skips_the_experiment_naming_it() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "bad-secret",
         SA_DEPLOY,
         engine_with_volume("secrets", "e2e-absent-secret"),
@@ -1112,7 +712,7 @@ async fn a_missing_secret_skips_the_experiment_naming_it() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn a_secret_the_litmus_users_role_cannot_read_is_a_named_failure() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "bad-secret-role",
         SA_LITMUS_USER,
         engine_with_volume("secrets", "e2e-secret"),
@@ -1143,7 +743,7 @@ async fn a_secret_the_litmus_users_role_cannot_read_is_a_named_failure() -> anyh
 #[tokio::test]
 async fn an_existing_configmap_passes_the_dependency_check() -> anyhow::Result<()> {
     // The counterpart of the missing-ConfigMap case, so that one cannot pass by skipping always.
-    let world = World::new(
+    let world = new_world(
         "ok-cm",
         SA_LITMUS_USER,
         engine_with_volume("configMaps", "e2e-cm"),
@@ -1165,7 +765,7 @@ async fn an_existing_configmap_passes_the_dependency_check() -> anyhow::Result<(
 
 #[tokio::test]
 async fn a_crashing_pod_is_skipped_with_error_and_cleaned_up() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "bad-crash",
         SA_DEPLOY,
         engine(
@@ -1178,18 +778,19 @@ async fn a_crashing_pod_is_skipped_with_error_and_cleaned_up() -> anyhow::Result
     expect_exit(&mut runner, 0).await?;
     let status = world.status().await?;
     check_entries(&world, &status, &[("e2e-pass", None, "Skipped", "Error")])?;
-    let pod = world
-        .pods_of("e2e-pass")
+    let pod = pods_of(&world, "e2e-pass")
         .into_iter()
         .next()
         .unwrap_or_default();
-    expect_warning(&world, "ChaosContainerWatchNotPermitted", &[&pod]).await?;
+    world
+        .expect_warning("ChaosContainerWatchNotPermitted", &[&pod])
+        .await?;
     no_orphans(&world).await
 }
 
 #[tokio::test]
 async fn a_result_that_never_comes_times_out_and_is_cleaned_up() -> anyhow::Result<()> {
-    let world = World::new(
+    let world = new_world(
         "bad-hang",
         SA_DEPLOY,
         engine(
@@ -1208,13 +809,13 @@ async fn a_result_that_never_comes_times_out_and_is_cleaned_up() -> anyhow::Resu
     );
     let status = world.status().await?;
     check_entries(&world, &status, &[("e2e-pass", None, "Skipped", "Error")])?;
-    expect_warning(&world, "ExperimentTimedOut", &[]).await?;
-    let trail = history(&status);
-    check_trail(&trail)?;
+    world.expect_warning("ExperimentTimedOut", &[]).await?;
+    let trail = trail(&status)?;
+    check_trail(&trail, FIRST_PHASES)?;
     ensure!(
-        trail
-            .iter()
-            .any(|t| t.1 == "Monitor" && t.2 == "AwaitResult" && t.3 == "ExperimentTimedOut"),
+        trail.iter().any(|t| t.from == "Monitor"
+            && t.to == "AwaitResult"
+            && t.reason == "ExperimentTimedOut"),
         "no deadline transition: {trail:#?}"
     );
     no_orphans(&world).await
@@ -1223,21 +824,19 @@ async fn a_result_that_never_comes_times_out_and_is_cleaned_up() -> anyhow::Resu
 /// An EXPERIMENT_LIST the runner cannot run: Warning EnvParseError, the failure recorded in
 /// `status.chaosRunner.failure`, exit 0, nothing created.
 async fn env_parse_error(prefix: &str, list: &[&str]) -> anyhow::Result<()> {
-    let world = World::new(prefix, SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let world = new_world(prefix, SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
     let mut runner = world.spawn(list, &[])?;
     expect_exit(&mut runner, 0).await?;
-    expect_warning(&world, "EnvParseError", &["EXPERIMENT_LIST"]).await?;
+    world
+        .expect_warning("EnvParseError", &["EXPERIMENT_LIST"])
+        .await?;
     let status = world.status().await?;
     let failure = status["chaosRunner"]["failure"].as_str().unwrap_or("");
     ensure!(
         failure.contains("EXPERIMENT_LIST"),
         "status.chaosRunner.failure = {failure:?}"
     );
-    ensure!(
-        world.jobs_seen.by_name().is_empty(),
-        "Jobs created: {:?}",
-        world.jobs_seen.by_name()
-    );
+    world.expect_no_job_created()?;
     no_orphans(&world).await
 }
 
@@ -1259,7 +858,7 @@ async fn an_empty_experiment_list_is_an_env_parse_error() -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn a_missing_engine_exits_0_with_a_clear_log() -> anyhow::Result<()> {
-    let world = World::new("bad-noengine", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let world = new_world("bad-noengine", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
     let mut spec = world.spec(&["e2e-pass"], &[]);
     spec.engine = "e2e-absent-engine".to_owned();
     let mut runner = RunnerProcess::spawn(&spec)?;
@@ -1269,17 +868,13 @@ async fn a_missing_engine_exits_0_with_a_clear_log() -> anyhow::Result<()> {
         log.contains("ChaosEngine not found") && log.contains("e2e-absent-engine"),
         "the log does not say which engine is missing:\n{log}"
     );
-    ensure!(
-        world.jobs_seen.by_name().is_empty(),
-        "Jobs created: {:?}",
-        world.jobs_seen.by_name()
-    );
+    world.expect_no_job_created()?;
     Ok(())
 }
 
 #[tokio::test]
 async fn an_env_without_an_engine_exits_2() -> anyhow::Result<()> {
-    let world = World::new("bad-noenv", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let world = new_world("bad-noenv", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
     let mut spec = world.spec(&["e2e-pass"], &[]);
     spec.engine = String::new(); // omitted, as the operator omits empty values
     let mut runner = RunnerProcess::spawn(&spec)?;

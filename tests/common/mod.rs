@@ -10,6 +10,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod run;
+
 use std::collections::hash_map::RandomState;
 use std::fs::{self, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -673,6 +675,9 @@ pub enum Signal {
     Kill,
     Term,
     Int,
+    /// Freezes the process (it cannot catch it) until [`Signal::Cont`].
+    Stop,
+    Cont,
 }
 
 impl Signal {
@@ -681,6 +686,8 @@ impl Signal {
             Signal::Kill => "KILL",
             Signal::Term => "TERM",
             Signal::Int => "INT",
+            Signal::Stop => "STOP",
+            Signal::Cont => "CONT",
         }
     }
 }

@@ -568,24 +568,16 @@ async fn ensure_exporter(
         controller: Some(true),
         block_owner_deletion: Some(true),
     };
-    let report = match Ok::<_, String>(owner) {
-        Ok(owner) => match crate::exporter::ensure(client, settings, &owner).await {
-            Ok((deployment, service)) => EventReport {
-                kind: EventType::Normal,
-                reason: "ChaosExporterReady".into(),
-                message: format!(
-                    "chaos-exporter Deployment {deployment:?} and Service {service:?} ({})",
-                    settings.image
-                ),
-                // Keyed by run, so the next run's adoption is reported too.
-                key: format!("{run_id}/chaos-exporter"),
-            },
-            Err(error) => EventReport {
-                kind: EventType::Warning,
-                reason: "ChaosExporterFailed".into(),
-                message: format!("Could not create the chaos-exporter: {error}"),
-                key: format!("{run_id}/chaos-exporter-failed"),
-            },
+    let report = match crate::exporter::ensure(client, settings, &owner).await {
+        Ok((deployment, service)) => EventReport {
+            kind: EventType::Normal,
+            reason: "ChaosExporterReady".into(),
+            message: format!(
+                "chaos-exporter Deployment {deployment:?} and Service {service:?} ({})",
+                settings.image
+            ),
+            // Keyed by run, so the next run's adoption is reported too.
+            key: format!("{run_id}/chaos-exporter"),
         },
         Err(error) => EventReport {
             kind: EventType::Warning,

@@ -94,6 +94,17 @@ enum Decision {
     Move(Box<Move>),
 }
 
+/// Cleanup after an abort: the Job is deleted whatever the policy.
+fn aborting_cleanup(job: &str, reason: &str) -> Phase {
+    Phase::Cleanup {
+        job: job.to_owned(),
+        outcome: Outcome::Aborted {
+            reason: reason.to_owned(),
+        },
+        action: CleanupAction::Delete,
+    }
+}
+
 /// Applies one observation. Pure: the same arguments always give the same answer.
 pub fn step(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Result<Step, Rejected> {
     let rejected = Rejected {
@@ -343,13 +354,7 @@ fn decide(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Option<Decision>
             Input::AbortRequested { reason },
         ) => mv(
             Guard::Always,
-            Phase::Cleanup {
-                job: job.clone(),
-                outcome: Outcome::Aborted {
-                    reason: reason.clone(),
-                },
-                action: CleanupAction::Delete,
-            },
+            aborting_cleanup(job, reason),
             aborted_message(exp, reason),
             observed,
         ),
@@ -551,13 +556,7 @@ fn decide(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Option<Decision>
         ) => Some(Decision::Ignore),
         (Phase::Cleanup { job, .. }, Input::AbortRequested { reason }) => mv(
             Guard::NotAborting,
-            Phase::Cleanup {
-                job: job.clone(),
-                outcome: Outcome::Aborted {
-                    reason: reason.clone(),
-                },
-                action: CleanupAction::Delete,
-            },
+            aborting_cleanup(job, reason),
             aborted_message(exp, reason),
             observed,
         ),

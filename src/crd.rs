@@ -603,8 +603,9 @@ pub struct ExperimentDefinition {
     pub env: Vec<EnvVar>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
+    /// `configMaps`, as the upstream CRD and the operator's Go types spell it.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub configmaps: Vec<VolumeSource>,
+    pub config_maps: Vec<VolumeSource>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub secrets: Vec<VolumeSource>,
     #[serde(default, deserialize_with = "null_as_default")]

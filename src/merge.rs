@@ -52,7 +52,7 @@ impl fmt::Display for ObjectKind {
 pub struct FieldOrigin {
     pub kind: ObjectKind,
     pub object: String,
-    /// Field path inside the object, e.g. `spec.definition.configmaps[1]`.
+    /// Field path inside the object, e.g. `spec.definition.configMaps[1]`.
     pub path: String,
 }
 
@@ -318,11 +318,11 @@ pub fn merge(
     };
 
     let mut config_maps = Vec::new();
-    for (index, source) in definition.configmaps.iter().enumerate() {
+    for (index, source) in definition.config_maps.iter().enumerate() {
         merge_volume(
             &mut config_maps,
             source,
-            experiment_origin(format!("spec.definition.configmaps[{index}]")),
+            experiment_origin(format!("spec.definition.configMaps[{index}]")),
         );
     }
     let mut secrets = Vec::new();
@@ -442,7 +442,12 @@ pub fn merge(
             .container_security_context
             .clone(),
         host_pid: definition.host_pid,
-        termination_grace_period_seconds: engine.spec.termination_grace_period_seconds,
+        // 0 means unset, as for the operator's `omitempty` int: the pod keeps the cluster's
+        // default grace (0 would kill it without the chance to revert its chaos).
+        termination_grace_period_seconds: engine
+            .spec
+            .termination_grace_period_seconds
+            .filter(|seconds| *seconds > 0),
         status_check_timeouts,
         service_account: runner.service_account.clone(),
         sidecars,
@@ -876,7 +881,7 @@ mod tests {
         let merged = run(
             &engine,
             ExperimentDefinition {
-                configmaps: vec![
+                config_maps: vec![
                     VolumeSource {
                         name: "a".into(),
                         mount_path: "/a".into(),

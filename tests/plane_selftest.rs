@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use common::{RunnerProcess, RunnerSpec, TestNamespace, can_i, wait_for_deletion, wait_for_object};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use podsim::{SimEventKind, SimulatorHandle};
 use serde_json::{Value, json};
@@ -905,5 +906,263 @@ async fn an_unknown_behaviour_is_rejected_and_the_pod_left_pending() -> anyhow::
     let pod: Pod = ns.api().get(&rejected.pod).await?;
     assert_eq!(phase(&pod), "Pending");
     assert_eq!(sim.counters().failures, 1);
+    Ok(())
+}
+
+/// The upstream CRDs as `deploy/crds/fetch` gets them (chaos-operator's deploy/chaos_crds.yaml
+/// from the Go module proxy), by name, typed: what the apiserver keeps of them.
+fn upstream_crds() -> anyhow::Result<Vec<CustomResourceDefinition>> {
+    let fetch = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crds/fetch");
+    let output = std::process::Command::new(fetch)
+        .arg("path")
+        .output()
+        .with_context(|| format!("running {fetch} path"))?;
+    ensure!(
+        output.status.success(),
+        "{fetch} path: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = String::from_utf8(output.stdout)?.trim().to_owned();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|err| anyhow::anyhow!("{path}: invalid YAML: {err}"))?;
+    documents
+        .into_iter()
+        .filter(|document| !document.is_null())
+        .map(|document| Ok(serde_json::from_value(document)?))
+        .collect()
+}
+
+/// Up to 10 JSON pointers where `a` and `b` differ.
+fn differences(a: &Value, b: &Value, at: String, found: &mut Vec<String>) {
+    if found.len() >= 10 {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                let (left, right) = (
+                    x.get(key).unwrap_or(&Value::Null),
+                    y.get(key).unwrap_or(&Value::Null),
+                );
+                differences(left, right, format!("{at}/{key}"), found);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (index, (left, right)) in x.iter().zip(y).enumerate() {
+                differences(left, right, format!("{at}/{index}"), found);
+            }
+        }
+        _ if a != b => found.push(format!(
+            "{at}: plane {} / upstream {}",
+            abbreviated(a),
+            abbreviated(b)
+        )),
+        _ => {}
+    }
+}
+
+/// `value` as JSON, cut to 100 characters.
+fn abbreviated(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The plane runs the CRDs Litmus users install (upstream's), not a schema of our own: the
+/// same spec as chaos-operator's file, so a field spelled as upstream spells it survives a write
+/// and the runner sees objects as it would on a real cluster.
+#[tokio::test]
+async fn the_planes_litmus_crds_are_upstreams() -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(common::admin_client().await?);
+    let upstream = upstream_crds()?;
+    let mut names: Vec<String> = upstream
+        .iter()
+        .map(|crd| crd.metadata.name.clone().unwrap_or_default())
+        .collect();
+    names.sort();
+    ensure!(
+        names
+            == [
+                "chaosengines.litmuschaos.io",
+                "chaosexperiments.litmuschaos.io",
+                "chaosresults.litmuschaos.io"
+            ],
+        "upstream's file defines {names:?}"
+    );
+    let mut installed = std::collections::BTreeMap::new();
+    for wanted in &upstream {
+        let name = wanted.metadata.name.clone().unwrap_or_default();
+        let crd = crds
+            .get(&name)
+            .await
+            .with_context(|| format!("CRD {name}"))?;
+        let mut found = Vec::new();
+        differences(
+            &serde_json::to_value(&crd.spec)?,
+            &serde_json::to_value(&wanted.spec)?,
+            String::new(),
+            &mut found,
+        );
+        ensure!(
+            found.is_empty(),
+            "{name}: the plane's spec is not upstream's: {found:#?}"
+        );
+        for version in &crd.spec.versions {
+            ensure!(
+                version
+                    .subresources
+                    .as_ref()
+                    .is_none_or(|s| s.status.is_none() && s.scale.is_none()),
+                "{name} {}: upstream has no status (or scale) subresource",
+                version.name
+            );
+        }
+        installed.insert(name, serde_json::to_value(&crd)?);
+    }
+
+    // What the old hand-written schema got wrong, spelled out.
+    let definition = installed["chaosexperiments.litmuschaos.io"]
+        .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/definition")
+        .context("ChaosExperiment spec.definition schema")?;
+    ensure!(
+        definition["properties"].get("configMaps").is_some()
+            && definition["properties"].get("configmaps").is_none(),
+        "ChaosExperiment spec.definition spells configMaps as upstream does: {:?}",
+        definition["properties"]
+            .as_object()
+            .map(|p| p.keys().collect::<Vec<_>>())
+    );
+    ensure!(
+        definition["x-kubernetes-preserve-unknown-fields"] == json!(true),
+        "ChaosExperiment spec.definition keeps unknown fields"
+    );
+    let engine_spec = installed["chaosengines.litmuschaos.io"]
+        .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+        .context("ChaosEngine spec schema")?;
+    ensure!(
+        engine_spec["x-kubernetes-preserve-unknown-fields"] == json!(true),
+        "ChaosEngine spec keeps unknown fields"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_chaos_experiment_keeps_its_config_maps_and_unknown_definition_fields()
+-> anyhow::Result<()> {
+    let ns = TestNamespace::create("selftest-crd").await?;
+    let experiments = ns.litmus_api(common::LitmusKind::ChaosExperiment);
+    let experiment: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "litmuschaos.io/v1alpha1",
+        "kind": "ChaosExperiment",
+        "metadata": {"name": "keeps-fields"},
+        "spec": {"definition": {
+            "image": "litmuschaos/go-runner:3.18.0",
+            "configMaps": [{"name": "x", "mountPath": "/y"}],
+            "secrets": [{"name": "s", "mountPath": "/s"}],
+            "notInTheSchema": {"kept": true},
+        }},
+    }))?;
+    experiments
+        .create(&PostParams::default(), &experiment)
+        .await
+        .context("creating ChaosExperiment keeps-fields")?;
+    let read = experiments.get("keeps-fields").await?;
+    let definition = &read.data["spec"]["definition"];
+    ensure!(
+        definition["configMaps"] == json!([{"name": "x", "mountPath": "/y"}])
+            && definition["secrets"] == json!([{"name": "s", "mountPath": "/s"}])
+            && definition["notInTheSchema"] == json!({"kept": true}),
+        "fields were pruned: {definition:#}"
+    );
+
+    // Upstream validates the volume entries: an empty mountPath is refused.
+    let mut invalid = experiment.clone();
+    invalid.metadata.name = Some("empty-mount-path".into());
+    invalid.data["spec"]["definition"]["configMaps"] = json!([{"name": "x", "mountPath": ""}]);
+    match experiments.create(&PostParams::default(), &invalid).await {
+        Err(kube::Error::Api(status)) if status.code == 422 => {}
+        other => anyhow::bail!("an empty mountPath should be 422 Invalid, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// kube-apiserver runs OwnerReferencesPermissionEnforcement (as OpenShift does): an
+/// ownerReference with blockOwnerDeletion needs `update` on the owner's finalizers.
+#[tokio::test]
+async fn block_owner_deletion_needs_update_on_the_owners_finalizers() -> anyhow::Result<()> {
+    let ns = TestNamespace::create("selftest-ownerref").await?;
+    let role = |extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: owner-probe\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: owner-probe\n\
+             rules:\n  - apiGroups: [\"\"]\n    resources: [configmaps]\n    verbs: [create]\n\
+             {extra}---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: owner-probe\n\
+             roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: owner-probe\n\
+             subjects:\n  - kind: ServiceAccount\n    name: owner-probe\n    namespace: {}\n",
+            ns.name()
+        )
+    };
+    ns.apply_yaml(&role("")).await?;
+    let engine = ns
+        .apply_yaml(
+            "apiVersion: litmuschaos.io/v1alpha1\nkind: ChaosEngine\nmetadata:\n  name: owner\nspec:\n  engineState: active\n",
+        )
+        .await?
+        .pop()
+        .context("applied engine")?;
+    let uid = engine.metadata.uid.clone().context("engine uid")?;
+    let owned = |name: &str, block: bool| -> anyhow::Result<ConfigMap> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": name, "ownerReferences": [{
+                "apiVersion": "litmuschaos.io/v1alpha1",
+                "kind": "ChaosEngine",
+                "name": "owner",
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": block,
+            }]},
+        }))?)
+    };
+    let probe: Api<ConfigMap> = Api::namespaced(ns.sa_client("owner-probe").await?, ns.name());
+
+    probe
+        .create(&PostParams::default(), &owned("not-blocking", false)?)
+        .await
+        .context("an ownerReference without blockOwnerDeletion needs no extra permission")?;
+    match probe
+        .create(&PostParams::default(), &owned("blocking", true)?)
+        .await
+    {
+        Err(kube::Error::Api(status))
+            if status.code == 403 && status.message.contains("blockOwnerDeletion") => {}
+        other => anyhow::bail!(
+            "blockOwnerDeletion without update on chaosengines/finalizers should be 403, got {other:?}"
+        ),
+    }
+
+    ns.apply_yaml(&role(
+        "  - apiGroups: [litmuschaos.io]\n    resources: [chaosengines/finalizers]\n    verbs: [update]\n",
+    ))
+    .await?;
+    // RBAC changes reach the authorizer through an informer: retry briefly.
+    common::wait_until(
+        WAIT,
+        "blockOwnerDeletion allowed with the finalizers rule",
+        async || match probe
+            .create(&PostParams::default(), &owned("blocking", true)?)
+            .await
+        {
+            Ok(_) => Ok(Some(())),
+            Err(kube::Error::Api(status)) if status.code == 403 => Ok(None),
+            Err(err) => Err(err.into()),
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -34,9 +34,19 @@ pub const WATCH_PODS: Permission = perm("watch", "", "pods");
 pub const WATCH_ENGINES: Permission = perm("watch", "litmuschaos.io", "chaosengines");
 pub const GET_SECRETS: Permission = perm("get", "", "secrets");
 pub const PATCH_EVENTS: Permission = perm("patch", "", "events");
+/// What the `OwnerReferencesPermissionEnforcement` admission plugin (default on OpenShift)
+/// asks before an object may name the engine with `blockOwnerDeletion: true`.
+pub const UPDATE_ENGINE_FINALIZERS: Permission =
+    perm("update", "litmuschaos.io", "chaosengines/finalizers");
 
 /// Everything [`Access`] records, in the order it is reported.
-const ASKED: [Permission; 4] = [WATCH_PODS, WATCH_ENGINES, GET_SECRETS, PATCH_EVENTS];
+const ASKED: [Permission; 5] = [
+    WATCH_PODS,
+    WATCH_ENGINES,
+    GET_SECRETS,
+    PATCH_EVENTS,
+    UPDATE_ENGINE_FINALIZERS,
+];
 
 /// What the runner may do in its namespace, as far as it changes how it works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +59,9 @@ pub struct Access {
     pub get_secrets: bool,
     /// Patch events, needed to count repeats on one Event instead of creating new ones.
     pub patch_events: bool,
+    /// Set `blockOwnerDeletion` on the ownerReference of what the runner creates; without
+    /// it the reference still lets the engine's deletion collect them.
+    pub block_owner_deletion: bool,
 }
 
 impl Access {
@@ -58,6 +71,17 @@ impl Access {
         watch_engine: true,
         get_secrets: true,
         patch_events: true,
+        block_owner_deletion: true,
+    };
+
+    /// Nothing beyond what every run needs: the safe guess when the review cannot be made
+    /// (poll, no secrets asked for by name… see the fields).
+    pub const LEAST: Access = Access {
+        watch_pods: false,
+        watch_engine: false,
+        get_secrets: false,
+        patch_events: false,
+        block_owner_deletion: false,
     };
 
     fn from_answers(allowed: impl Fn(Permission) -> bool) -> Access {
@@ -66,6 +90,7 @@ impl Access {
             watch_engine: allowed(WATCH_ENGINES),
             get_secrets: allowed(GET_SECRETS),
             patch_events: allowed(PATCH_EVENTS),
+            block_owner_deletion: allowed(UPDATE_ENGINE_FINALIZERS),
         }
     }
 
@@ -89,6 +114,7 @@ impl Access {
                 self.watch_engine,
                 self.get_secrets,
                 self.patch_events,
+                self.block_owner_deletion,
             ])
             .filter(|(_, ok)| !ok)
             .map(|(p, _)| format!("{} {}", p.verb, p.resource))
@@ -105,6 +131,19 @@ fn matches(list: &[String], wanted: &str) -> bool {
     list.iter().any(|item| item == "*" || item == wanted)
 }
 
+/// RBAC's resource match: `*`, the exact name, and for a subresource `resource/*` or
+/// `*/subresource`.
+fn matches_resource(list: &[String], wanted: &str) -> bool {
+    let split = wanted.split_once('/');
+    list.iter().any(|item| {
+        item == "*"
+            || item == wanted
+            || split.is_some_and(|(resource, sub)| {
+                *item == format!("{resource}/*") || *item == format!("*/{sub}")
+            })
+    })
+}
+
 /// Whether one RBAC rule grants `p` (wildcards included; `resourceNames` narrow a rule to
 /// named objects, which is not a grant on the whole resource).
 fn rule_allows(rule: &ResourceRule, p: Permission) -> bool {
@@ -114,11 +153,11 @@ fn rule_allows(rule: &ResourceRule, p: Permission) -> bool {
     !named_only
         && matches(&rule.verbs, p.verb)
         && matches(groups, p.group)
-        && matches(resources, p.resource)
+        && matches_resource(resources, p.resource)
 }
 
 /// Asks the API server what the runner may do in `namespace`.
-pub async fn probe(client: &kube::Client, namespace: &str) -> Result<Access, ApiError> {
+pub async fn probe(client: &kube::Client, namespace: &str) -> Access {
     let reviews: Api<SelfSubjectRulesReview> = Api::all(client.clone());
     let review = SelfSubjectRulesReview {
         spec: SelfSubjectRulesReviewSpec {
@@ -130,11 +169,22 @@ pub async fn probe(client: &kube::Client, namespace: &str) -> Result<Access, Api
     let answer = call("create SelfSubjectRulesReview", || {
         reviews.create(&post, &review)
     })
-    .await?;
-    match answer.status {
-        Some(status) if !status.incomplete => Ok(Access::from_rules(&status.resource_rules)),
-        _ => probe_each(client, namespace).await,
+    .await;
+    let rules = match answer {
+        Ok(answer) => answer.status.filter(|status| !status.incomplete),
+        Err(error) => {
+            tracing::warn!(%error, "the rules review failed; asking verb by verb");
+            None
+        }
+    };
+    if let Some(status) = rules {
+        return Access::from_rules(&status.resource_rules);
     }
+    // Not knowing what is allowed never stops a run: it runs with the least (poll mode).
+    probe_each(client, namespace).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "access reviews failed; assuming the least access (poll mode)");
+        Access::LEAST
+    })
 }
 
 async fn probe_each(client: &kube::Client, namespace: &str) -> Result<Access, ApiError> {
@@ -226,13 +276,33 @@ mod tests {
                 watch_engine: false,
                 get_secrets: false,
                 patch_events: true,
+                block_owner_deletion: false,
             }
         );
         assert!(!access.watches());
         assert_eq!(
             access.describe(),
-            "poll mode: not permitted: watch pods, watch chaosengines, get secrets"
+            "poll mode: not permitted: watch pods, watch chaosengines, get secrets, \
+             update chaosengines/finalizers"
         );
+    }
+
+    #[test]
+    fn engine_finalizers_are_granted_by_name_or_by_subresource_wildcards() {
+        for resources in [
+            &["chaosengines/finalizers"][..],
+            &["chaosengines/*"],
+            &["*/finalizers"],
+            &["*"],
+        ] {
+            let rules = vec![rule(&["litmuschaos.io"], resources, &["update"])];
+            assert!(
+                Access::from_rules(&rules).block_owner_deletion,
+                "{resources:?}"
+            );
+        }
+        let rules = vec![rule(&["litmuschaos.io"], &["chaosengines"], &["update"])];
+        assert!(!Access::from_rules(&rules).block_owner_deletion);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use tokio::time::Instant;
 
 /// How long one API request may take before it counts as failed.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
@@ -74,17 +75,54 @@ fn schedule() -> ExponentialBuilder {
         .with_jitter()
 }
 
-/// Runs `request` with [`CALL_DEADLINE`] per attempt, retrying transient failures.
-/// `what` names the call in errors and logs ("create Job pod-delete-x1y2z3").
-pub async fn call<T, F, Fut>(what: &str, mut request: F) -> Result<T, ApiError>
+/// When every API call must have ended: set once the pod is being terminated (SIGTERM, or an
+/// abort the operator follows with one), so the run's last writes go out before the kubelet's
+/// SIGKILL. Process-wide because the grace period is: every call in flight must respect it.
+static FINISH_BY: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// From now on, every call (and its retries) ends by `at`; an earlier bound is kept.
+pub fn finish_calls_by(at: Instant) {
+    let mut finish_by = FINISH_BY.lock().unwrap_or_else(|e| e.into_inner());
+    *finish_by = Some(finish_by.map_or(at, |earlier| earlier.min(at)));
+}
+
+/// The bound set by [`finish_calls_by`], if any.
+fn finish_by() -> Option<Instant> {
+    *FINISH_BY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Time left before [`finish_calls_by`]'s bound; `None` while there is none.
+pub fn time_left() -> Option<Duration> {
+    finish_by().map(|at| at.saturating_duration_since(Instant::now()))
+}
+
+/// Runs `request` with [`CALL_DEADLINE`] per attempt, retrying transient failures, all within
+/// the termination budget once there is one. `what` names the call in errors and logs
+/// ("create Job pod-delete-x1y2z3").
+pub async fn call<T, F, Fut>(what: &str, request: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
+    call_until(what, request, finish_by()).await
+}
+
+/// [`call`] with an explicit end for the call and its retries.
+async fn call_until<T, F, Fut>(
+    what: &str,
+    mut request: F,
+    finish_by: Option<Instant>,
+) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let left = move || finish_by.map(|at| at.saturating_duration_since(Instant::now()));
     let attempt = || {
+        let deadline = left().map_or(CALL_DEADLINE, |left| left.min(CALL_DEADLINE));
         let fut = request();
         async move {
-            match tokio::time::timeout(CALL_DEADLINE, fut).await {
+            match tokio::time::timeout(deadline, fut).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(source)) => Err(ApiError::Kube {
                     what: what.to_string(),
@@ -92,14 +130,14 @@ where
                 }),
                 Err(_) => Err(ApiError::Timeout {
                     what: what.to_string(),
-                    after: CALL_DEADLINE,
+                    after: deadline,
                 }),
             }
         }
     };
     attempt
         .retry(schedule())
-        .when(ApiError::is_transient)
+        .when(|error| error.is_transient() && left().is_none_or(|left| !left.is_zero()))
         .notify(|error, wait| tracing::warn!(%error, ?wait, "API call failed; retrying"))
         .await
 }
@@ -168,6 +206,38 @@ mod tests {
         .unwrap_err();
         assert!(matches!(error, ApiError::Timeout { .. }));
         assert_eq!(calls.load(Ordering::SeqCst), 7, "one try and six retries");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_terminating_every_call_ends_within_the_budget() {
+        // Without a budget a hanging call takes 7 × 10 s plus backoff (about 75 s); a pod's
+        // grace period is 30 s by default.
+        let started = Instant::now();
+        let finish_by = Some(started + Duration::from_secs(12));
+        let error = call_until(
+            "patch engine",
+            std::future::pending::<Result<(), kube::Error>>,
+            finish_by,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(error, ApiError::Timeout { .. }));
+        let took = started.elapsed();
+        assert!(took <= Duration::from_secs(12), "took {took:?}");
+        // Once the budget is spent, a call fails at once instead of hanging.
+        let calls = AtomicU32::new(0);
+        call_until(
+            "get engine",
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<Result<(), kube::Error>>()
+            },
+            finish_by,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(started.elapsed(), took);
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,13 +22,12 @@ use crate::driver::{RunContext, RunError, now};
 use crate::engine_writer::{ExperimentEntry, StatusChange};
 use crate::events::{EventReport, EventType};
 use crate::merge::{self, DependencyKind, ExperimentRun};
-use crate::observe::PodPhase;
+use crate::monitor::{Judgement, MonitorClock, MonitorTimers};
+use crate::observe::{PodPhase, PodView};
 use crate::plan::PlanItem;
 use crate::record::AuditEntry;
 use crate::schedule::ItemState;
 
-/// Extra time on top of the experiment's own durations before Monitor gives up.
-const MONITOR_MARGIN: Duration = Duration::from_secs(60);
 /// How long a finished pod's ChaosResult may take to show a final verdict.
 const RESULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -263,6 +262,12 @@ impl AttemptRunner {
                     }
                     _ => None,
                 };
+                // Phase clocks count from the real entry, as the trail recorded it.
+                if let Some(entry) = self.context.history_at_start.iter().find(|e| {
+                    e.attempt == self.key.key && e.to == checkpoint.phase.kind().to_string()
+                }) {
+                    checkpoint.entered_at = entry.at.clone();
+                }
                 if checkpoint.phase != states::Phase::Init {
                     tracing::info!(phase = %checkpoint.phase.kind(), "no checkpoint: resuming from the audit trail");
                 }
@@ -271,22 +276,30 @@ impl AttemptRunner {
         }
     }
 
-    /// Runs the attempt to a terminal phase.
+    /// Runs the attempt to a terminal phase; `None` when the runner was suspended first (its
+    /// checkpoint written, its Job left running for the next runner).
     #[tracing::instrument(name = "attempt", parent = &self.parent_span, skip(self), fields(engine = %self.context.config.engine_name, experiment = %self.key.experiment, iteration = self.key.iteration))]
-    pub async fn run(mut self) -> Result<AttemptEnd, RunError> {
+    pub async fn run(mut self) -> Result<Option<AttemptEnd>, RunError> {
         let mut checkpoint = self.load_checkpoint()?;
         if !self.context.checkpoints.contains_key(&self.key.key)
             && self.context.finished_in_trail.contains(&self.key.key)
         {
             // The checkpoint is gone but the trail says this attempt ended: never run it twice.
             tracing::info!("already finished according to the audit trail");
-            return Ok(self.end_from_trail());
+            return Ok(Some(self.end_from_trail()));
         }
         let mut commands = states::resume_effects(&checkpoint);
+        let mut suspend = self.context.suspend.clone();
         loop {
             if checkpoint.is_terminal() {
                 self.flush().await?;
-                return Ok(AttemptEnd::of(&checkpoint));
+                return Ok(Some(AttemptEnd::of(&checkpoint)));
+            }
+            // An abort outranks a suspension: it is delivered as an input below.
+            if *suspend.borrow_and_update() && self.context.abort.borrow().is_none() {
+                self.flush().await?;
+                tracing::info!(phase = %checkpoint.phase.kind(), "suspended: checkpoint written, nothing left running is touched");
+                return Ok(None);
             }
             let Some(command) = commands.iter().find(|e| is_command(e)).cloned() else {
                 // A phase without a command would stall: treat as a defect of the table.
@@ -298,7 +311,12 @@ impl AttemptRunner {
             if needs_flush_before(&command) {
                 self.flush().await?;
             }
-            let input = self.perform(&checkpoint, &command).await?;
+            // A suspension interrupts whatever the command waits for; as at a crash, the phase
+            // is checkpointed before its side effect, so the next runner redoes or adopts it.
+            let input = tokio::select! {
+                input = self.perform(&checkpoint, &command) => input?,
+                () = suspended(&mut suspend) => continue,
+            };
             tracing::debug!(phase = %checkpoint.phase.kind(), input = ?input.kind(), "observed");
             let context = states::StepContext {
                 cleanup: self.context.cleanup,
@@ -622,15 +640,10 @@ impl AttemptRunner {
         let mut reasons = Vec::new();
         for dependency in merge::dependencies(&run) {
             let name = dependency.name.clone();
+            // A secret is asked for even when the review showed no general `get secrets`: a
+            // rule with `resourceNames` may grant exactly this one. A 403 is a named failure.
             let found = match dependency.kind {
                 DependencyKind::HostFile => continue,
-                DependencyKind::Secret if !self.context.access.get_secrets => {
-                    reasons.push(format!(
-                        "Secret {name} ({}) cannot be checked: the runner's ServiceAccount may not get secrets in {namespace}",
-                        dependency.origin
-                    ));
-                    continue;
-                }
                 DependencyKind::ConfigMap => {
                     let what = format!("get ConfigMap {name}");
                     call_opt(&what, || configmaps.get_metadata(&name))
@@ -672,7 +685,17 @@ impl AttemptRunner {
             Err(reason) => return Ok(Input::JobCreateFailed { reason }),
         };
         let job = match crate::job::build_job(&run, job_name, &self.context.engine) {
-            Ok(job) => job,
+            Ok(mut job) => {
+                // Hardened clusters (OwnerReferencesPermissionEnforcement) refuse
+                // blockOwnerDeletion to a creator that may not update the engine's finalizers;
+                // the reference alone still lets the engine's deletion collect the Job.
+                if !self.context.access.block_owner_deletion {
+                    for owner in job.metadata.owner_references.iter_mut().flatten() {
+                        owner.block_owner_deletion = None;
+                    }
+                }
+                job
+            }
             Err(error) => {
                 return Ok(Input::JobCreateFailed {
                     reason: error.to_string(),
@@ -722,8 +745,9 @@ impl AttemptRunner {
         }
     }
 
-    /// Waits for the pod to tell something new: running (first time), done, failed, or a
-    /// deadline or an abort.
+    /// Waits for the pod to tell something new: running (first time), done, failed, Pending
+    /// too long, the user's deadline, or an abort. Every clock is judged on observed state
+    /// ([`crate::monitor`]); a pod running past its expected end gets one Warning and is waited for.
     async fn watch_pod(&mut self, checkpoint: &Checkpoint, job: &str) -> Result<Input, RunError> {
         let run = self.experiment_run().await?.ok();
         let timeouts =
@@ -737,27 +761,27 @@ impl AttemptRunner {
             .as_ref()
             .and_then(|r| r.total_chaos_duration_seconds())
             .unwrap_or(0);
+        // The Monitor entry: a self-transition (the pod seen running) keeps it, and an attempt
+        // resumed from the audit trail takes it from there.
         let entered = millis(&checkpoint.entered_at);
-        let overall = self
-            .context
-            .monitor_timeout
-            .unwrap_or(Duration::from_secs(chaos + 2 * timeouts.timeout_seconds) + MONITOR_MARGIN);
-        let overall_at = entered + overall.as_millis() as u64;
-        let pending_at = entered + timeouts.timeout_seconds * 1000;
+        let user_deadline = self.context.monitor_timeout;
+        let mut clock = MonitorClock::new(MonitorTimers::new(
+            timeouts.timeout_seconds,
+            chaos,
+            entered,
+            user_deadline.map(|d| d.as_millis() as u64),
+        ));
         let known_pod = match &checkpoint.phase {
             states::Phase::Monitor { pod, .. } => pod.clone(),
             _ => None,
         };
 
-        // Tell the poller (if the runner polls) when this pod is expected to end: from when it
-        // was first seen running plus the chaos duration; unknown until it runs.
-        let expected_end = known_pod.as_ref().map(|_| entered + chaos * 1000);
         let context = self.context.clone();
         let watcher = self.key.key.clone();
         context.monitoring.send_modify(|m| {
-            m.insert(watcher.clone(), expected_end);
+            m.insert(watcher.clone(), None);
         });
-        let _guard = MonitorGuard(&context.monitoring, watcher);
+        let _guard = MonitorGuard(&context.monitoring, watcher.clone());
         let mut pods = self.context.pods.clone();
         let mut abort = self.context.abort.clone();
         loop {
@@ -765,9 +789,10 @@ impl AttemptRunner {
             if let Some(reason) = self.take_abort() {
                 return Ok(Input::AbortRequested { reason });
             }
-            let view = pods.borrow_and_update().get(job).cloned();
+            let snapshot = pods.borrow_and_update().clone();
+            let view = snapshot.get(job);
             let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
-            let running = match &view {
+            match view {
                 Some(v) if v.phase == PodPhase::Done => {
                     return Ok(Input::PodSucceeded {
                         pod: v.name.clone(),
@@ -785,32 +810,61 @@ impl AttemptRunner {
                             pod: v.name.clone(),
                         });
                     }
-                    true
+                    // Tell the poller (if the runner polls) when this pod is expected to end.
+                    let started = v.started_ms.or(v.created_ms).unwrap_or(now_ms);
+                    let expected_end = Some(started + chaos * 1000);
+                    context.monitoring.send_if_modified(|m| {
+                        let slot = m.entry(watcher.clone()).or_default();
+                        let changed = *slot != expected_end;
+                        *slot = expected_end;
+                        changed
+                    });
                 }
-                _ => false,
-            };
-            if now_ms >= overall_at {
-                return Ok(Input::DeadlinePassed {
-                    what: format!("the Monitor deadline ({}s)", overall.as_secs()),
-                });
+                _ => {}
             }
-            if !running && now_ms >= pending_at {
-                return Ok(Input::PendingTimeout);
-            }
-            let next = if running {
-                overall_at
-            } else {
-                pending_at.min(overall_at)
+            let until_ms = match clock.judge(snapshot.synced, view, now_ms) {
+                Judgement::DeadlinePassed => {
+                    let seconds = user_deadline.unwrap_or_default().as_secs();
+                    return Ok(Input::DeadlinePassed {
+                        what: format!("the Monitor deadline ({seconds}s)"),
+                    });
+                }
+                Judgement::PendingTooLong => return Ok(Input::PendingTimeout),
+                Judgement::Overdue { running_ms } => {
+                    self.report_overdue(job, view, running_ms, chaos);
+                    None
+                }
+                Judgement::Wait { until_ms } => until_ms,
             };
-            let wait = Duration::from_millis(next.saturating_sub(now_ms));
+            let wait = until_ms.map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
             tokio::select! {
                 changed = pods.changed() => if changed.is_err() {
                     return Err(RunError::Engine { name: self.context.config.engine_name.clone(), message: "pod observer stopped".into() });
                 },
-                _ = tokio::time::sleep(wait) => {}
+                _ = crate::driver::sleep_opt(wait) => {}
                 _ = abort.changed() => {}
             }
         }
+    }
+
+    /// One Warning for a pod that runs past its expected end; the attempt goes on waiting.
+    fn report_overdue(&self, job: &str, view: Option<&PodView>, running_ms: u64, chaos: u64) {
+        let pod = view.map(|v| v.name.as_str()).unwrap_or(job);
+        let message = format!(
+            "Experiment pod {pod} of Chaos Experiment {} has run {}s, past its expected end \
+             (TOTAL_CHAOS_DURATION {chaos}s plus the status checks); still waiting for it \
+             (set chaos-runner.io/monitor-timeout to end such runs)",
+            self.key.experiment,
+            running_ms / 1000
+        );
+        tracing::warn!(%pod, running_s = running_ms / 1000, "experiment overdue");
+        self.context.events.emit(EventReport {
+            kind: EventType::Warning,
+            reason: "ExperimentOverdue".into(),
+            message,
+            // One per attempt: a restarted runner's repeat lands on the same Event.
+            key: format!("{}/{}/overdue", self.context.run_id, self.key.key),
+        });
     }
 
     async fn read_result(&mut self, checkpoint: &Checkpoint) -> Result<Input, RunError> {
@@ -881,6 +935,14 @@ impl AttemptRunner {
         let what = format!("delete Job {job}");
         call_opt(&what, || jobs.delete(job, &params)).await?;
         Ok(Input::JobDeleted)
+    }
+}
+
+/// Resolves once the run is suspended; never when it is not (also once nobody can suspend it
+/// any more: the stop watcher ends after an abort).
+async fn suspended(suspend: &mut tokio::sync::watch::Receiver<bool>) {
+    if suspend.wait_for(|suspended| *suspended).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

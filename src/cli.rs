@@ -271,7 +271,12 @@ fn init_tracing(
 /// container, `restartPolicy: OnFailure`, and the run resumes from its checkpoint).
 pub const EXIT_RETRY: u8 = 1;
 
-/// Env var that overrides the Monitor deadline (seconds).
+/// Exit code of a run suspended by SIGTERM with the engine active (128 + SIGTERM, as a
+/// process killed by it): not `Completed`, so the operator does not mark the engine completed;
+/// it creates a new runner pod once this one is gone, and that one resumes.
+pub const EXIT_SUSPENDED: u8 = 143;
+
+/// Env var that sets a hard Monitor deadline (seconds); none by default.
 pub const ENV_MONITOR_TIMEOUT: &str = "CHAOS_RUNNER_MONITOR_TIMEOUT";
 
 /// Runs the engine named by the env until every experiment reached an outcome.
@@ -332,6 +337,10 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
         span,
     );
     match run.await {
+        Ok(end @ crate::driver::RunEnd::Suspended) => {
+            end.log();
+            ExitCode::from(EXIT_SUSPENDED)
+        }
         Ok(end) => {
             end.log();
             ExitCode::SUCCESS

@@ -35,11 +35,6 @@ pub enum ConfigError {
         "environment variable EXPERIMENT_LIST={value:?} has an empty entry at position {position} (counting from 0)"
     )]
     EmptyExperiment { value: String, position: usize },
-    #[error("environment variable EXPERIMENT_LIST={value:?} names experiments more than once: {}", duplicates.join(", "))]
-    DuplicateExperiments {
-        value: String,
-        duplicates: Vec<String>,
-    },
 }
 
 /// `TRACE_PARENT` is set but is not a JSON object of strings. The driver warns and drops it.
@@ -64,6 +59,8 @@ pub struct RunnerConfig {
     pub namespace: String,
     /// Experiment names in run order, non-empty and unique.
     pub experiments: Vec<String>,
+    /// Names `EXPERIMENT_LIST` gives more than once (they run once).
+    pub repeated_experiments: Vec<String>,
     /// `None` leaves the Job pods on the namespace's default service account.
     pub service_account: Option<String>,
     pub targets: Option<String>,
@@ -83,12 +80,13 @@ impl RunnerConfig {
 
         let engine_name = required(ENV_CHAOSENGINE)?;
         let namespace = required(ENV_CHAOS_NAMESPACE)?;
-        let experiments = parse_experiment_list(&required(ENV_EXPERIMENT_LIST)?)?;
+        let list = parse_experiment_list(&required(ENV_EXPERIMENT_LIST)?)?;
         // CLIENT_UUID is deliberately not read: no analytics are sent.
         Ok(Self {
             engine_name,
             namespace,
-            experiments,
+            experiments: list.names,
+            repeated_experiments: list.repeated,
             service_account: optional(ENV_CHAOS_SVC_ACC),
             targets: optional(ENV_TARGETS),
             auxiliary_app_info: optional(ENV_AUXILIARY_APPINFO),
@@ -105,11 +103,21 @@ impl RunnerConfig {
     }
 }
 
+/// `EXPERIMENT_LIST` split on `,`: each name once, in order, and the names given more than
+/// once (each experiment has one status entry, so a repeat runs once; the driver warns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentList {
+    pub names: Vec<String>,
+    pub repeated: Vec<String>,
+}
+
 /// Splits `EXPERIMENT_LIST` on `,`. Surrounding spaces are trimmed (the operator writes none);
-/// an empty entry or a name given twice is an error, since each experiment has one status entry.
-pub fn parse_experiment_list(value: &str) -> Result<Vec<String>, ConfigError> {
-    let mut names: Vec<String> = Vec::new();
-    let mut duplicates: Vec<String> = Vec::new();
+/// an empty entry is an error; a name given twice is kept once and reported in `repeated`.
+pub fn parse_experiment_list(value: &str) -> Result<ExperimentList, ConfigError> {
+    let mut list = ExperimentList {
+        names: Vec::new(),
+        repeated: Vec::new(),
+    };
     for (position, entry) in value.split(',').enumerate() {
         let name = entry.trim();
         if name.is_empty() {
@@ -118,22 +126,13 @@ pub fn parse_experiment_list(value: &str) -> Result<Vec<String>, ConfigError> {
                 position,
             });
         }
-        if names.iter().any(|known| known == name) {
-            if !duplicates.iter().any(|known| known == name) {
-                duplicates.push(name.to_owned());
-            }
-        } else {
-            names.push(name.to_owned());
+        if !list.names.iter().any(|known| known == name) {
+            list.names.push(name.to_owned());
+        } else if !list.repeated.iter().any(|known| known == name) {
+            list.repeated.push(name.to_owned());
         }
     }
-    if duplicates.is_empty() {
-        Ok(names)
-    } else {
-        Err(ConfigError::DuplicateExperiments {
-            value: value.to_owned(),
-            duplicates,
-        })
-    }
+    Ok(list)
 }
 
 /// Parses `TRACE_PARENT` as a JSON object whose values are all strings.
@@ -196,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn experiment_list_rejects_empty_entries_and_names_duplicates() {
+    fn experiment_list_rejects_empty_entries_and_runs_a_repeat_once() {
         assert_eq!(
             parse_experiment_list("a,,b").unwrap_err(),
             ConfigError::EmptyExperiment {
@@ -208,16 +207,14 @@ mod tests {
             parse_experiment_list("a,"),
             Err(ConfigError::EmptyExperiment { position: 1, .. })
         ));
-        let error = parse_experiment_list("a,b,a,c,b,a").unwrap_err();
         assert_eq!(
-            error,
-            ConfigError::DuplicateExperiments {
-                value: "a,b,a,c,b,a".into(),
-                duplicates: vec!["a".into(), "b".into()]
+            parse_experiment_list("a,b,a,c,b,a").unwrap(),
+            ExperimentList {
+                names: vec!["a".into(), "b".into(), "c".into()],
+                repeated: vec!["a".into(), "b".into()],
             }
         );
-        assert!(error.to_string().contains("a, b"), "{error}");
-        assert_eq!(parse_experiment_list(" a , b").unwrap(), ["a", "b"]);
+        assert_eq!(parse_experiment_list(" a , b").unwrap().names, ["a", "b"]);
     }
 
     #[test]

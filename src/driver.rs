@@ -50,6 +50,11 @@ pub enum RunEnd {
     EngineGone,
     /// The plan annotations are invalid: reported, nothing was created.
     PlanRejected(String),
+    /// The engine (spec or stored record) cannot be read: reported, nothing was touched.
+    Unrunnable(String),
+    /// The runner was terminated (SIGTERM) while the engine is active: every attempt's
+    /// checkpoint is written and its Job left running for the next runner to resume.
+    Suspended,
 }
 
 /// Everything an attempt needs that is shared by the run.
@@ -69,6 +74,8 @@ pub struct RunContext {
     pub monitoring: watch::Sender<crate::observe::Monitored>,
     /// Set once the run must abort, with the reason.
     pub abort: watch::Receiver<Option<String>>,
+    /// Set once the runner is being terminated without an abort: attempts checkpoint and stop.
+    pub suspend: watch::Receiver<bool>,
     /// Overrides the Monitor deadline derived from the experiment.
     pub monitor_timeout: Option<Duration>,
     /// `status.chaosRunner.attempts` as found at start, by attempt key.
@@ -106,12 +113,12 @@ pub async fn run(
     client: kube::Client,
     config: RunnerConfig,
     options: RunOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<RunEnd, RunError> {
     let namespace = config.namespace.clone();
     let engines: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &namespace, &engine_resource());
-    let access = access::probe(&client, &namespace).await?;
+    let access = access::probe(&client, &namespace).await;
     tracing::info!(
         mode = if access.watches() { "watch" } else { "poll" },
         "{}",
@@ -123,12 +130,6 @@ pub async fn run(
         tracing::error!(engine = %config.engine_name, namespace = %namespace, "ChaosEngine not found: nothing to run");
         return Ok(RunEnd::EngineGone);
     };
-    let engine: ChaosEngine = serde_json::to_value(&raw_engine)
-        .and_then(serde_json::from_value)
-        .map_err(|e| RunError::Engine {
-            name: config.engine_name.clone(),
-            message: e.to_string(),
-        })?;
     let engine_uid = raw_engine.metadata.uid.clone().unwrap_or_default();
     let events = EventSink::new(
         client.clone(),
@@ -139,16 +140,36 @@ pub async fn run(
         },
         access.patch_events,
     );
+    // An engine this runner cannot read will not read better after a restart: report it where
+    // users look and end (exit 0) rather than crash-loop.
+    let engine: ChaosEngine = match serde_json::to_value(&raw_engine)
+        .and_then(serde_json::from_value)
+    {
+        Ok(engine) => engine,
+        Err(error) => {
+            let message = format!("the ChaosEngine spec cannot be read: {error}");
+            return report_unrunnable(&events, &engines, &config, "EngineInvalid", message).await;
+        }
+    };
 
     // The run's record: resume it, or start a new one.
     let status = raw_engine.data.get("status");
-    let found = RunRecord::from_status(status)?;
+    let found = match RunRecord::from_status(status) {
+        Ok(found) => found,
+        Err(error) => {
+            // Left as it is: a newer runner's record must not be overwritten by an older one.
+            let message = error.to_string();
+            return report_unrunnable(&events, &engines, &config, "CheckpointUnreadable", message)
+                .await;
+        }
+    };
     let trail = AuditTrail::from_annotations(raw_engine.metadata.annotations.as_ref());
     let has_entries = status
         .and_then(|s| s.get("experiments"))
         .and_then(|e| e.as_array())
         .is_some_and(|e| !e.is_empty());
     let started = now();
+    let resumed = found.is_some() || (trail.is_some() && has_entries);
     let record = match (found, trail) {
         (Some(record), _) => {
             tracing::info!(run = %record.run_id, "resuming from the checkpoint in the engine status");
@@ -251,12 +272,40 @@ pub async fn run(
             tracing::warn!(%error, "could not emit the policy warning");
         }
     }
+    if !config.repeated_experiments.is_empty() {
+        let names = config.repeated_experiments.join(", ");
+        let report = EventReport {
+            kind: EventType::Warning,
+            reason: "EnvParseError".into(),
+            message: format!(
+                "EXPERIMENT_LIST names {names} more than once: each runs once (an experiment has one status entry)"
+            ),
+            key: format!("{}/repeated/{names}", record.run_id),
+        };
+        tracing::warn!(%names, "{}", report.message);
+        if let Err(error) = events.emit(&report).await {
+            tracing::warn!(%error, "could not emit the repeated-experiment warning");
+        }
+    }
     let finished_in_trail = crate::attempt::finished_attempts(&record.history);
+    // Every experiment of the plan is listed from the run's first write, as the Go runner
+    // does: the operator's abort rewrites the entries it finds (`Waiting for Job Creation`,
+    // `Running`) and replaces the whole array, so an experiment not listed yet would be lost.
+    let none_yet = BTreeMap::new();
+    let waiting = waiting_entries(
+        &plan,
+        &config.engine_name,
+        if resumed {
+            &verdicts_at_start
+        } else {
+            &none_yet
+        },
+    );
     let (writer, engine_copies, _stats) =
-        EngineWriter::spawn(engines.clone(), raw_engine.clone(), record);
+        EngineWriter::spawn(engines.clone(), raw_engine.clone(), record, waiting);
 
     // Observers: the engine (stop / deletion) and the experiment pods.
-    let (engine_tx, mut engine_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut background = JoinSet::new();
     if access.watch_engine {
         background.spawn(observe::watch_engine(
@@ -304,42 +353,38 @@ pub async fn run(
         ));
     }
 
-    // Abort: SIGTERM (through `shutdown`), engineState stop, engine deletion.
-    let raw_engine_for_abort = raw_engine.clone();
+    // Abort: engineState stop, engine deletion. SIGTERM alone is a drain, an eviction or a
+    // deleted pod: the run is suspended (checkpoint, Jobs left running, non-zero exit) and the
+    // operator's next runner pod resumes it.
     let (abort_tx, abort_rx) = watch::channel(None::<String>);
-    // Every engine copy is looked at (not just the latest), so a stop is never hidden by a
-    // stale copy that arrives after it.
-    background.spawn(async move {
-        let mut signal = EngineSignal::of(Some(&raw_engine_for_abort));
-        loop {
-            let reason = match signal {
-                EngineSignal::Stop => Some("engineState set to stop"),
-                EngineSignal::Deleted => Some("the ChaosEngine was deleted"),
-                EngineSignal::Active if *shutdown.borrow_and_update() => {
-                    Some("the runner received SIGTERM")
-                }
-                EngineSignal::Active => None,
-            };
-            if let Some(reason) = reason {
-                tracing::warn!(reason, "aborting the run");
-                abort_tx.send_replace(Some(reason.to_string()));
-                return;
-            }
-            tokio::select! {
-                copy = engine_rx.recv() => match copy {
-                    Some(copy) => signal = EngineSignal::of(copy.as_ref()),
-                    None => return,
-                },
-                changed = shutdown.changed() => if changed.is_err() { return },
-            }
-        }
-    });
+    let (suspend_tx, suspend_rx) = watch::channel(false);
+    let grace = termination_grace(&engine);
+    background.spawn(watch_for_stop(
+        StopWatch {
+            engines: engines.clone(),
+            engine_name: config.engine_name.clone(),
+            grace,
+            abort: abort_tx,
+            suspend: suspend_tx,
+        },
+        EngineSignal::of(Some(&raw_engine)),
+        engine_rx,
+        shutdown,
+    ));
 
     // Monitoring exporter, when asked for.
     if let Some(settings) =
         crate::exporter::requested(raw_engine.data.get("spec"), &annotations, &namespace)
     {
-        ensure_exporter(&client, &events, &engine, &settings, &run_id).await;
+        ensure_exporter(
+            &client,
+            &events,
+            &engine,
+            &settings,
+            &run_id,
+            access.block_owner_deletion,
+        )
+        .await;
     }
 
     let context = Arc::new(RunContext {
@@ -355,6 +400,7 @@ pub async fn run(
         pods: pods_rx,
         monitoring,
         abort: abort_rx,
+        suspend: suspend_rx,
         monitor_timeout: options
             .monitor_timeout
             .or_else(|| monitor_timeout_annotation(&annotations)),
@@ -370,6 +416,148 @@ pub async fn run(
     context.events.drain().await;
     background.abort_all();
     outcome
+}
+
+/// The Go runner's entry for an experiment not launched yet, for every experiment of the plan
+/// that has no entry (`existing`: the entries of a resumed run).
+fn waiting_entries(
+    plan: &Plan,
+    engine_name: &str,
+    existing: &BTreeMap<String, String>,
+) -> Vec<ExperimentEntry> {
+    let at = now();
+    let mut names: Vec<&str> = plan.items.iter().map(|i| i.experiment.as_str()).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|name| !existing.contains_key(*name))
+        .map(|name| ExperimentEntry {
+            name: name.to_string(),
+            runner: format!("{engine_name}-runner"),
+            experiment_pod: "Yet to be launched".into(),
+            status: "Waiting for Job Creation".into(),
+            verdict: "N/A".into(),
+            last_update_time: at.clone(),
+            iteration: None,
+            iterations: None,
+        })
+        .collect()
+}
+
+/// A pod's grace period when neither the pod nor the engine sets one.
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// The runner pod's grace period: the operator creates it without one (30 s), and on an abort
+/// deletes it with the engine's `terminationGracePeriodSeconds` when that is set (not 0).
+fn termination_grace(engine: &ChaosEngine) -> Duration {
+    engine
+        .spec
+        .termination_grace_period_seconds
+        .filter(|seconds| *seconds > 0)
+        .map_or(DEFAULT_GRACE, |seconds| Duration::from_secs(seconds as u64))
+}
+
+/// The part of the grace period the runner's calls may use: the rest is kept for the last
+/// write in flight and for the process to exit before the kubelet's SIGKILL.
+fn call_budget(grace: Duration) -> Duration {
+    grace.saturating_sub((grace / 5).max(Duration::from_secs(2)))
+}
+
+/// What the stop watcher needs: where to look, and where to say what it saw.
+struct StopWatch {
+    engines: Api<DynamicObject>,
+    engine_name: String,
+    grace: Duration,
+    abort: watch::Sender<Option<String>>,
+    suspend: watch::Sender<bool>,
+}
+
+/// Decides abort or suspension from every engine copy (in order, so a stale copy arriving late
+/// cannot hide a stop) and from SIGTERM. A SIGTERM is an abort only when the engine says so:
+/// it is read once more then, since the operator's stop and its SIGTERM race each other.
+async fn watch_for_stop(
+    stop: StopWatch,
+    mut signal: EngineSignal,
+    mut engine_copies: tokio::sync::mpsc::UnboundedReceiver<Option<DynamicObject>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut suspended = false;
+    loop {
+        let reason = match signal {
+            EngineSignal::Stop => Some("engineState set to stop"),
+            EngineSignal::Deleted => Some("the ChaosEngine was deleted"),
+            EngineSignal::Active => None,
+        };
+        if let Some(reason) = reason {
+            tracing::warn!(reason, "aborting the run");
+            // The operator deletes the runner pod right after: the abort runs in its grace.
+            crate::api::finish_calls_by(tokio::time::Instant::now() + call_budget(stop.grace));
+            stop.abort.send_replace(Some(reason.to_string()));
+            return;
+        }
+        if !suspended && *shutdown.borrow_and_update() {
+            crate::api::finish_calls_by(tokio::time::Instant::now() + call_budget(stop.grace));
+            let what = format!("get ChaosEngine {}", stop.engine_name);
+            let fresh = tokio::time::timeout(
+                SIGTERM_ENGINE_READ,
+                call_opt(&what, || stop.engines.get(&stop.engine_name)),
+            )
+            .await;
+            match fresh {
+                Ok(Ok(copy)) if EngineSignal::of(copy.as_ref()) != EngineSignal::Active => {
+                    signal = EngineSignal::of(copy.as_ref());
+                    continue;
+                }
+                _ => {
+                    tracing::warn!(
+                        "SIGTERM with the engine active: suspending the run (checkpoint written, experiment Jobs left running for the next runner)"
+                    );
+                    suspended = true;
+                    stop.suspend.send_replace(true);
+                }
+            }
+        }
+        tokio::select! {
+            copy = engine_copies.recv() => match copy {
+                Some(copy) => signal = EngineSignal::of(copy.as_ref()),
+                None => return,
+            },
+            changed = shutdown.changed(), if !suspended => if changed.is_err() { return },
+        }
+    }
+}
+
+/// How long a SIGTERM waits for a fresh copy of the engine before it suspends.
+const SIGTERM_ENGINE_READ: Duration = Duration::from_secs(3);
+
+/// Reports an engine this runner cannot run: a Warning Event and `status.chaosRunner.failure`
+/// (a merge patch of that one field: the rest of the status stays as it is).
+async fn report_unrunnable(
+    events: &EventSink,
+    engines: &Api<DynamicObject>,
+    config: &RunnerConfig,
+    reason: &str,
+    message: String,
+) -> Result<RunEnd, RunError> {
+    tracing::error!(%reason, %message, "the run cannot start");
+    let report = EventReport {
+        kind: EventType::Warning,
+        reason: reason.into(),
+        message: format!("chaos-runner cannot run this engine: {message}"),
+        key: format!("unrunnable/{reason}/{message}"),
+    };
+    if let Err(error) = events.emit(&report).await {
+        tracing::warn!(%error, "could not emit the event");
+    }
+    let patch = serde_json::json!({"status": {crate::record::STATUS_KEY: {"failure": message}}});
+    let what = format!("patch ChaosEngine {}", config.engine_name);
+    let params = kube::api::PatchParams::default();
+    let patch = kube::api::Patch::Merge(&patch);
+    call_opt(&what, || {
+        engines.patch(&config.engine_name, &params, &patch)
+    })
+    .await?;
+    Ok(RunEnd::Unrunnable(message))
 }
 
 async fn reject_plan(
@@ -414,7 +602,7 @@ async fn refuse(
     experiments: &[String],
     report: &EventReport,
 ) -> Result<(), RunError> {
-    let (writer, _, _) = EngineWriter::spawn(engines.clone(), raw_engine, record);
+    let (writer, _, _) = EngineWriter::spawn(engines.clone(), raw_engine, record, Vec::new());
     let at = now();
     let entries = experiments
         .iter()
@@ -549,6 +737,10 @@ impl RunEnd {
             }
             RunEnd::EngineGone => tracing::warn!("the ChaosEngine is gone; nothing more to do"),
             RunEnd::PlanRejected(message) => tracing::error!(%message, "run refused: invalid plan"),
+            RunEnd::Unrunnable(message) => tracing::error!(%message, "run refused"),
+            RunEnd::Suspended => tracing::warn!(
+                "run suspended by SIGTERM: checkpoints written, experiment Jobs left running; the next runner resumes"
+            ),
         }
     }
 }
@@ -559,6 +751,7 @@ async fn ensure_exporter(
     engine: &ChaosEngine,
     settings: &crate::exporter::ExporterSettings,
     run_id: &str,
+    block_owner_deletion: bool,
 ) {
     let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
         api_version: crate::crd::API_VERSION.to_string(),
@@ -566,7 +759,7 @@ async fn ensure_exporter(
         name: engine.metadata.name.clone().unwrap_or_default(),
         uid: engine.metadata.uid.clone().unwrap_or_default(),
         controller: Some(true),
-        block_owner_deletion: Some(true),
+        block_owner_deletion: Some(true).filter(|_| block_owner_deletion),
     };
     let report = match crate::exporter::ensure(client, settings, &owner).await {
         Ok((deployment, service)) => EventReport {
@@ -596,10 +789,28 @@ async fn ensure_exporter(
 async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, RunError> {
     let mut states: BTreeMap<String, ItemState> = BTreeMap::new();
     let mut outcomes: BTreeMap<String, String> = BTreeMap::new();
-    let mut running: JoinSet<(String, Result<AttemptEnd, RunError>)> = JoinSet::new();
+    let mut running: JoinSet<(String, Result<Option<AttemptEnd>, RunError>)> = JoinSet::new();
     let mut abort = context.abort.clone();
+    let mut suspend = context.suspend.clone();
     loop {
         let aborting = abort.borrow_and_update().clone();
+        if *suspend.borrow_and_update() && aborting.is_none() {
+            // Nothing new starts; the running attempts checkpoint and return.
+            while let Some(joined) = running.join_next().await {
+                let (key, result) = joined.map_err(|e| RunError::Engine {
+                    name: context.config.engine_name.clone(),
+                    message: format!("an experiment task failed: {e}"),
+                })?;
+                if let Some(end) = result? {
+                    outcomes.insert(key.clone(), end.summary());
+                    states.insert(key, end.item_state());
+                }
+            }
+            if plan.items.iter().any(|i| !outcomes.contains_key(&i.key)) {
+                return Ok(RunEnd::Suspended);
+            }
+            break;
+        }
         let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
         let decision = schedule::decide(plan, &states, now_ms);
         let mut to_start = decision.start.clone();
@@ -654,12 +865,15 @@ async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, 
                     name: context.config.engine_name.clone(),
                     message: format!("an experiment task failed: {e}"),
                 })?;
-                let end = result?;
-                outcomes.insert(key.clone(), end.summary());
-                states.insert(key, end.item_state());
+                // `None`: suspended; the loop's next turn waits for the others.
+                if let Some(end) = result? {
+                    outcomes.insert(key.clone(), end.summary());
+                    states.insert(key, end.item_state());
+                }
             }
             _ = sleep_opt(wake) => {}
             changed = abort.changed(), if aborting.is_none() => { let _ = changed; }
+            changed = suspend.changed(), if aborting.is_none() => { let _ = changed; }
         }
     }
     Ok(RunEnd::Finished {
@@ -680,7 +894,7 @@ fn monitor_timeout_annotation(annotations: &BTreeMap<String, String>) -> Option<
     }
 }
 
-async fn sleep_opt(wait: Option<Duration>) {
+pub async fn sleep_opt(wait: Option<Duration>) {
     match wait {
         Some(wait) => tokio::time::sleep(wait).await,
         None => std::future::pending().await,

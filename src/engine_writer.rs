@@ -98,10 +98,12 @@ impl EngineWriter {
     /// Starts the writer over `engine` (as last read) and the run's `record`. The returned
     /// receiver always holds the newest copy of the engine the writer has seen (from its own
     /// patch answers and re-reads) — `None` once the engine is gone.
+    /// `entries` are laid over the engine from the first write on, until replaced by name.
     pub fn spawn(
         api: Api<DynamicObject>,
         engine: DynamicObject,
         record: RunRecord,
+        entries: Vec<ExperimentEntry>,
     ) -> (
         EngineWriter,
         watch::Receiver<Option<DynamicObject>>,
@@ -115,7 +117,7 @@ impl EngineWriter {
             name: engine.metadata.name.clone().unwrap_or_default(),
             engine,
             record,
-            entries: BTreeMap::new(),
+            entries: entries.into_iter().map(|e| (e.name.clone(), e)).collect(),
             dirty: Default::default(),
             engine_tx,
             stats_tx,

@@ -16,6 +16,7 @@ pub mod events;
 pub mod exporter;
 pub mod job;
 pub mod merge;
+pub mod monitor;
 pub mod observe;
 pub mod plan;
 pub mod record;

@@ -31,6 +31,10 @@ pub struct PodView {
     /// A reason from a waiting container (`ErrImagePull`, …) or the pod, for messages.
     pub reason: Option<String>,
     pub deleting: bool,
+    /// When the pod was created (unix ms): a pod still Pending has been Pending since then.
+    pub created_ms: Option<u64>,
+    /// When the pod started running (unix ms), from `status.startTime`.
+    pub started_ms: Option<u64>,
 }
 
 /// The pod's state as far as the experiment is concerned.
@@ -73,18 +77,41 @@ impl PodView {
             .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
             .next();
         let reason = waiting.or_else(|| status.and_then(|s| s.reason.clone()));
+        let millis = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
+            t.0.as_millisecond().max(0) as u64
+        };
         Some(PodView {
             name: pod.metadata.name.clone().unwrap_or_default(),
             job,
             phase,
             reason,
             deleting: pod.metadata.deletion_timestamp.is_some(),
+            created_ms: pod.metadata.creation_timestamp.as_ref().map(millis),
+            started_ms: status.and_then(|s| s.start_time.as_ref()).map(millis),
         })
     }
 }
 
-/// Experiment pods by Job name, as last observed.
-pub type PodMap = Arc<BTreeMap<String, PodView>>;
+/// The experiment pods as last observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodSnapshot {
+    /// True once the map holds the whole state of the cluster (a list answered, or a watch
+    /// delivered its initial events). Before that, and after every watch restart until the new
+    /// initial state is in, a pod missing from the map may simply not have been seen yet:
+    /// nothing that ends an attempt may be judged on it.
+    pub synced: bool,
+    /// Experiment pods by Job name.
+    pub pods: BTreeMap<String, PodView>,
+}
+
+impl PodSnapshot {
+    pub fn get(&self, job: &str) -> Option<&PodView> {
+        self.pods.get(job)
+    }
+}
+
+/// The shared, cheaply cloned snapshot.
+pub type PodMap = Arc<PodSnapshot>;
 
 fn insert(map: &mut BTreeMap<String, PodView>, view: PodView) {
     // One pod per Job (backoffLimit 0); if a second shows up, the live one wins.
@@ -105,30 +132,61 @@ pub fn pod_selector(engine_uid: &str) -> String {
 enum Seen<K> {
     /// The stream (re)started from scratch: the objects that follow are the whole state.
     Restart,
+    /// Every object that existed at the restart has been delivered.
+    Synced,
     Applied(K),
     Deleted(K),
 }
 
+/// The bookmark annotation that ends a watch's initial events (streaming lists).
+const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
 /// One watch request at a time, resumed from the last resourceVersion seen when the server ends
-/// it, restarted from scratch (synthetic ADDED events for what exists) when that version is too
-/// old. Unlike a list-then-watch reflector this costs one request per stream, which matters
-/// when a run makes only a few dozen. `version` is where to start: `""` means "the current
-/// state first", a known resourceVersion means "changes after it".
-async fn watch_stream<K, F>(api: Api<K>, params: WatchParams, mut version: String, mut seen: F)
+/// it, restarted from scratch when that version is too old. A restart asks for the current
+/// state as initial events ending in a bookmark (streaming lists), so the caller learns when
+/// it has the whole state; an API server that refuses that is listed once, then watched.
+/// Unlike a list-then-watch reflector this costs one request per stream, which matters when a
+/// run makes only a few dozen. `version` is where to start: `""` means "the current state
+/// first", a known resourceVersion means "changes after it".
+async fn watch_stream<K, F>(api: Api<K>, selector: WatchParams, mut version: String, mut seen: F)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     F: FnMut(Seen<K>),
 {
     let mut failures: u32 = 0;
+    let mut streaming = true;
     loop {
+        let mut params = selector.clone();
         if version.is_empty() {
             seen(Seen::Restart);
+            if streaming {
+                params.send_initial_events = true;
+                params.bookmarks = true;
+            } else {
+                match list_state(&api, &selector, &mut seen).await {
+                    Ok(listed) => version = listed,
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, "listing for a watch restart failed; retrying");
+                        tokio::time::sleep(retry_wait(failures)).await;
+                        continue;
+                    }
+                }
+            }
         }
         let stream = match api.watch(&params, &version).await {
             Ok(stream) => stream,
+            Err(kube::Error::Api(status)) if params.send_initial_events && status.code < 500 => {
+                tracing::info!(
+                    code = status.code,
+                    "the API server refuses streaming lists; listing instead"
+                );
+                streaming = false;
+                continue;
+            }
             Err(error) => {
                 failures += 1;
-                let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+                let wait = retry_wait(failures);
                 tracing::warn!(%error, ?wait, "watch request failed; retrying");
                 tokio::time::sleep(wait).await;
                 continue;
@@ -146,7 +204,18 @@ where
                     version = obj.meta().resource_version.clone().unwrap_or_default();
                     seen(Seen::Deleted(obj));
                 }
-                Ok(WatchEvent::Bookmark(mark)) => version = mark.metadata.resource_version,
+                Ok(WatchEvent::Bookmark(mark)) => {
+                    version = mark.metadata.resource_version;
+                    if mark
+                        .metadata
+                        .annotations
+                        .get(INITIAL_EVENTS_END)
+                        .map(String::as_str)
+                        == Some("true")
+                    {
+                        seen(Seen::Synced);
+                    }
+                }
                 Ok(WatchEvent::Error(status)) if status.code == 410 => {
                     tracing::info!(
                         "watch resourceVersion expired; starting from the current state"
@@ -167,6 +236,34 @@ where
     }
 }
 
+fn retry_wait(failures: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(failures.min(25)))
+}
+
+/// The whole current state by one list, for an API server without streaming lists; returns
+/// the resourceVersion to watch from.
+async fn list_state<K, F>(
+    api: &Api<K>,
+    selector: &WatchParams,
+    seen: &mut F,
+) -> Result<String, crate::api::ApiError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    F: FnMut(Seen<K>),
+{
+    let params = ListParams {
+        label_selector: selector.label_selector.clone(),
+        field_selector: selector.field_selector.clone(),
+        ..Default::default()
+    };
+    let list = call("list for a watch", || api.list(&params)).await?;
+    for item in list.items {
+        seen(Seen::Applied(item));
+    }
+    seen(Seen::Synced);
+    Ok(list.metadata.resource_version.unwrap_or_default())
+}
+
 fn watch_params(selector: WatchParams) -> WatchParams {
     selector.timeout(WATCH_TIMEOUT_SECONDS)
 }
@@ -174,27 +271,31 @@ fn watch_params(selector: WatchParams) -> WatchParams {
 /// How long the server keeps one watch request open before the runner re-issues it.
 const WATCH_TIMEOUT_SECONDS: u32 = 1800;
 
-/// Follows the experiment pods of one engine by watch; publishes the map on every change.
+/// Follows the experiment pods of one engine by watch; publishes the snapshot on every change.
 pub async fn watch_pods(api: Api<Pod>, engine_uid: String, out: watch::Sender<PodMap>) {
     let params = watch_params(WatchParams::default().labels(&pod_selector(&engine_uid)));
-    let mut map = BTreeMap::new();
+    let mut snapshot = PodSnapshot::default();
     watch_stream(api, params, String::new(), |seen| {
         match seen {
-            Seen::Restart => map.clear(),
+            Seen::Restart => snapshot = PodSnapshot::default(),
+            Seen::Synced => snapshot.synced = true,
             Seen::Applied(pod) => {
                 if let Some(view) = PodView::from_pod(&pod) {
-                    insert(&mut map, view);
+                    insert(&mut snapshot.pods, view);
                 }
             }
             Seen::Deleted(pod) => {
                 if let Some(view) = PodView::from_pod(&pod)
-                    && map.get(&view.job).is_some_and(|v| v.name == view.name)
+                    && snapshot
+                        .pods
+                        .get(&view.job)
+                        .is_some_and(|v| v.name == view.name)
                 {
-                    map.remove(&view.job);
+                    snapshot.pods.remove(&view.job);
                 }
             }
         }
-        out.send_replace(Arc::new(map.clone()));
+        out.send_replace(Arc::new(snapshot.clone()));
     })
     .await;
 }
@@ -246,14 +347,17 @@ pub async fn poll_pods(
         }
         match call("list experiment pods", || api.list(&params)).await {
             Ok(list) => {
-                let mut map = BTreeMap::new();
+                let mut snapshot = PodSnapshot {
+                    synced: true,
+                    pods: BTreeMap::new(),
+                };
                 for view in list.items.iter().filter_map(PodView::from_pod) {
-                    insert(&mut map, view);
+                    insert(&mut snapshot.pods, view);
                 }
                 out.send_if_modified(|current| {
-                    let changed = **current != map;
+                    let changed = **current != snapshot;
                     if changed {
-                        *current = Arc::new(map);
+                        *current = Arc::new(snapshot);
                     }
                     changed
                 });
@@ -314,7 +418,7 @@ pub async fn watch_engine(
 ) {
     let params = watch_params(WatchParams::default().fields(&format!("metadata.name={name}")));
     watch_stream(api, params, version, |seen| match seen {
-        Seen::Restart => {}
+        Seen::Restart | Seen::Synced => {}
         Seen::Applied(engine) => {
             let _ = out.send(Some(engine));
         }

@@ -202,12 +202,12 @@ fn run_mode_validates_the_env() {
         .args(["-kubeconfig", "/tmp/kubeconfig", "--log-format", "json"])
         .env("CHAOSENGINE", "demo")
         .env("CHAOS_NAMESPACE", "litmus")
-        .env("EXPERIMENT_LIST", "pod-delete,pod-delete"));
+        .env("EXPERIMENT_LIST", "pod-delete,,pod-delete"));
     // The env names an engine, so the error is reported to it: that needs a client, and the
     // kubeconfig does not exist — an infrastructure failure (exit 1, the kubelet retries).
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("pod-delete") && stderr.contains("more than once"),
+        stderr.contains("pod-delete") && stderr.contains("empty entry"),
         "{stderr}"
     );
     assert!(stderr.trim_start().starts_with('{'), "json logs: {stderr}");

@@ -117,8 +117,9 @@ fn kubeconfig(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
 
 #[test]
 fn the_binary_exports_the_run_span_under_the_operators_trace_and_flushes_on_exit() {
-    // An API server that refuses everything: the run ends at once with an infrastructure
-    // failure (exit 1), one of the exit paths that must still flush the spans.
+    // An API server that answers 404 to everything: the access reviews fall back to the least
+    // access and the engine is not found, so the run ends at once (exit 0, nothing to run);
+    // that exit must still flush the spans.
     let (api_port, api_requests) = http1_server(
         "404 Not Found",
         r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
@@ -144,7 +145,7 @@ fn the_binary_exports_the_run_span_under_the_operators_trace_and_flushes_on_exit
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
         api_requests.try_recv().is_ok(),
         "the runner reached the API"

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use common::run::{
-    RUN_TIMEOUT, Suite, World, check_trail, expect_exit, find_events, message, trail,
+    ABORT_BOUND, RUN_TIMEOUT, Suite, World, check_trail, entry, expect_exit, expect_exit_within,
+    find_events, message, trail,
 };
 use common::{LitmusKind, RunnerProcess, Signal, jobs_by_chaos_uid, wait_until};
 use futures::StreamExt;
@@ -489,7 +490,6 @@ async fn sigkill_in_cleanup_after_the_job_was_deleted_with_checkpoint_erased_con
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Abort {
     Stop,
-    Term,
     DeleteEngine,
 }
 
@@ -530,7 +530,6 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
                 .patch_engine(json!({"spec": {"engineState": "stop"}}))
                 .await?;
         }
-        Abort::Term => runner.kill(Signal::Term)?,
         Abort::DeleteEngine => {
             world
                 .ns
@@ -582,13 +581,362 @@ async fn abort_by_engine_state_stop_in_monitor_in_poll_mode() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn abort_by_sigterm_in_monitor() -> anyhow::Result<()> {
-    abort_in_monitor(Abort::Term).await
+async fn abort_by_deleting_the_engine_in_monitor() -> anyhow::Result<()> {
+    abort_in_monitor(Abort::DeleteEngine).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. A real cluster's everyday life: drains, late restarts, long experiments, the operator
+// ---------------------------------------------------------------------------------------------
+
+/// Exit code of a runner suspended by SIGTERM (not `Completed`: the operator starts another).
+const EXIT_SUSPENDED: i32 = 143;
+
+/// An experiment entry with the engine's `statusCheckTimeouts`.
+fn experiment_with_timeouts(name: &str, env: &[(&str, &str)], timeout: u32) -> Value {
+    let mut exp = experiment(name, env);
+    exp["spec"]["components"]["statusCheckTimeouts"] = json!({"delay": 1, "timeout": timeout});
+    exp
+}
+
+/// The entries, trail and Events hold no trace of an abort.
+async fn expect_not_aborted(world: &World) -> anyhow::Result<()> {
+    let status = world.status().await?;
+    for entry in status["experiments"].as_array().into_iter().flatten() {
+        ensure!(
+            entry["status"] != "Forcefully Aborted" && entry["verdict"] != "Stopped",
+            "an entry reads aborted: {entry}"
+        );
+    }
+    let trail = trail(&status)?;
+    ensure!(
+        trail.iter().all(|t| t.reason != "ExperimentAborted"),
+        "an abort in the trail: {trail:#?}"
+    );
+    ensure!(
+        find_events(&world.events().await?, "ExperimentAborted").is_empty(),
+        "an ExperimentAborted event"
+    );
+    Ok(())
+}
+
+/// A drain (or eviction, or `kubectl delete pod`) of the runner pod while the engine is active:
+/// SIGTERM with the checkpoint showing `phase`. The runner must not abort: it writes its
+/// checkpoint, leaves the Jobs running and exits non-zero; the operator's next runner resumes,
+/// adopts the running Job, and each experiment's chaos runs exactly once.
+async fn drain_in(phase: &str) -> anyhow::Result<()> {
+    let prefix = format!("drain-{}", phase.to_lowercase());
+    let world = new_world(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
+    let experiments = ["e2e-pass", "e2e-fail"];
+    let mut first = world.spawn(&experiments, &[])?;
+    let (attempt, at_term) = freeze_in_phase(&world, &mut first, phase).await?;
+    // The kubelet's SIGTERM; the process sees it as soon as it runs again.
+    first.kill(Signal::Term)?;
+    first.kill(Signal::Cont)?;
+    expect_exit_within(&mut first, EXIT_SUSPENDED, Duration::from_secs(10)).await?;
+    ensure!(
+        first.output().contains("suspending the run"),
+        "{}",
+        first.log_tail(20)
+    );
+    eprintln!("{prefix}: SIGTERM with {at_term:?} stored ({attempt})");
+    expect_not_aborted(&world).await?;
+    if phase == "Monitor" {
+        // The experiment goes on while no runner runs.
+        let jobs = jobs_by_chaos_uid(&world.ns.client(), world.ns.name(), &world.uid).await?;
+        ensure!(!jobs.is_empty(), "the drained runner deleted its Job");
+    }
+
+    // The operator's new `<engine>-runner` pod.
+    let mut second = world.spawn(&experiments, &[])?;
+    expect_exit(&mut second, 0).await?;
+    ensure!(
+        second.output().contains("resuming from the checkpoint"),
+        "{}",
+        second.log_tail(30)
+    );
+    world.expect_one_job_per_attempt(2)?;
+    let status = world.status().await?;
+    // `None`: exactly one pod played per experiment, so its chaos ran once.
+    check_entries(
+        &world,
+        &status,
+        &[
+            ("e2e-pass", None, "Completed", "Pass"),
+            ("e2e-fail", None, "Completed", "Fail"),
+        ],
+    )?;
+    let trail = trail(&status)?;
+    check_trail(&trail, FIRST_PHASES)?;
+    expect_not_aborted(&world).await?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
 }
 
 #[tokio::test]
-async fn abort_by_deleting_the_engine_in_monitor() -> anyhow::Result<()> {
-    abort_in_monitor(Abort::DeleteEngine).await
+async fn a_drain_in_launch_job_suspends_and_the_next_runner_finishes() -> anyhow::Result<()> {
+    drain_in("LaunchJob").await
+}
+
+#[tokio::test]
+async fn a_drain_in_monitor_suspends_and_the_next_runner_finishes() -> anyhow::Result<()> {
+    drain_in("Monitor").await
+}
+
+#[tokio::test]
+async fn a_drain_in_cleanup_suspends_and_the_next_runner_finishes() -> anyhow::Result<()> {
+    drain_in("Cleanup").await
+}
+
+/// A runner restarted (crash, OOM, node restart) several status-check timeouts into a running
+/// experiment must not declare it Pending too long before it has seen the pod: same verdict,
+/// Job not deleted early.
+async fn late_restart(service_account: &str) -> anyhow::Result<()> {
+    let mode = if service_account == SA_DEPLOY {
+        "watch"
+    } else {
+        "poll"
+    };
+    let timeout = 4;
+    let world = new_world(
+        &format!("late-restart-{mode}"),
+        service_account,
+        engine(
+            "delete",
+            vec![experiment_with_timeouts(
+                "e2e-pass",
+                &[("PODSIM_SECONDS", "22")],
+                timeout,
+            )],
+        ),
+    )
+    .await?;
+    let mut first = world.spawn(&["e2e-pass"], &[])?;
+    wait_until(RUN_TIMEOUT, "Monitor with the pod running", async || {
+        let status = world.status().await?;
+        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
+        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
+    })
+    .await?;
+    first.kill(Signal::Kill)?;
+    first.wait(Duration::from_secs(10)).await?;
+    // Down for three and a half status-check timeouts.
+    tokio::time::sleep(Duration::from_millis(3_500 * u64::from(timeout))).await;
+
+    let mut second = world.spawn(&["e2e-pass"], &[])?;
+    expect_exit(&mut second, 0).await?;
+    let status = world.status().await?;
+    check_entries(&world, &status, &[("e2e-pass", None, "Completed", "Pass")])?;
+    let trail = trail(&status)?;
+    ensure!(
+        trail
+            .iter()
+            .any(|t| t.to == "AwaitResult" && t.reason == "ExperimentPodCompleted"),
+        "the attempt did not end on its pod's completion: {trail:#?}"
+    );
+    world.expect_one_job_per_attempt(1)?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn a_late_restart_in_watch_mode_keeps_a_running_experiment() -> anyhow::Result<()> {
+    late_restart(SA_DEPLOY).await
+}
+
+#[tokio::test]
+async fn a_late_restart_in_poll_mode_keeps_a_running_experiment() -> anyhow::Result<()> {
+    late_restart(SA_LITMUS_USER).await
+}
+
+/// An experiment that runs past `TOTAL_CHAOS_DURATION + 2 × status-check timeout + 60 s` (the
+/// old hard deadline; 65 s here) is reported overdue once and waited for: its verdict counts.
+#[tokio::test]
+async fn a_long_experiment_is_reported_overdue_and_waited_for() -> anyhow::Result<()> {
+    let world = new_world(
+        "overdue",
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![experiment_with_timeouts(
+                "e2e-pass",
+                &[("TOTAL_CHAOS_DURATION", "1"), ("PODSIM_SECONDS", "72")],
+                2,
+            )],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    expect_exit_within(&mut runner, 0, Duration::from_secs(120)).await?;
+    let status = world.status().await?;
+    check_entries(&world, &status, &[("e2e-pass", None, "Completed", "Pass")])?;
+    let overdue = world
+        .expect_warning("ExperimentOverdue", &["e2e-pass", "past its expected end"])
+        .await?;
+    ensure!(
+        overdue.count.unwrap_or(1) == 1,
+        "overdue reported more than once: {overdue:?}"
+    );
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+/// The user's deadline (`chaos-runner.io/monitor-timeout`) counts from the attempt's real
+/// Monitor entry, also when the runner restarts without its checkpoint.
+#[tokio::test]
+async fn a_user_deadline_counts_from_the_monitor_entry_across_a_restart() -> anyhow::Result<()> {
+    let deadline_s = 8;
+    let mut spec = engine(
+        "delete",
+        vec![experiment("e2e-pass", &[("PODSIM_BEHAVIOUR", "hang")])],
+    );
+    spec["metadata"]["annotations"] =
+        json!({"chaos-runner.io/monitor-timeout": deadline_s.to_string()});
+    let world = new_world("user-deadline", SA_DEPLOY, spec).await?;
+    let mut first = world.spawn(&["e2e-pass"], &[])?;
+    wait_until(RUN_TIMEOUT, "Monitor with the pod running", async || {
+        let status = world.status().await?;
+        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
+        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.kill(Signal::Kill)?;
+    first.wait(Duration::from_secs(10)).await?;
+    world
+        .patch_engine(json!({"status": {"chaosRunner": null}}))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarted = Instant::now();
+    let mut second = world.spawn(&["e2e-pass"], &[])?;
+    expect_exit(&mut second, 0).await?;
+    let status = world.status().await?;
+    let trail = trail(&status)?;
+    let entered = trail
+        .iter()
+        .find(|t| t.to == "Monitor")
+        .ok_or_else(|| anyhow!("no Monitor entry in {trail:#?}"))?;
+    let passed = trail
+        .iter()
+        .find(|t| t.to == "AwaitResult")
+        .ok_or_else(|| anyhow!("no AwaitResult in {trail:#?}"))?;
+    let after_ms = passed.at_ms - entered.at_ms;
+    eprintln!(
+        "deadline {deadline_s}s: ended {after_ms} ms after the Monitor entry, {:?} after the restart",
+        restarted.elapsed()
+    );
+    ensure!(
+        (deadline_s * 1000..deadline_s * 1000 + 2_500).contains(&after_ms),
+        "the deadline ended the attempt {after_ms} ms after its Monitor entry, not {deadline_s} s"
+    );
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+/// The operator's abort: it reconciles from a copy of the engine, waits for the chaos pods to
+/// go, then replaces `status.experiments` with that copy's entries, `Running` and `Waiting for
+/// Job Creation` rewritten to `Forcefully Aborted`/`Stopped` (contract §4). Every experiment of
+/// the run must be in that copy from the runner's first write, or it is lost.
+#[tokio::test]
+async fn an_operator_abort_lists_every_experiment_forcefully_aborted() -> anyhow::Result<()> {
+    let world = new_world(
+        "operator-abort",
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![
+                experiment("e2e-pass", &[("PODSIM_BEHAVIOUR", "hang")]),
+                experiment("e2e-fail", &[]),
+            ],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
+    wait_until(RUN_TIMEOUT, "the first experiment in Monitor", async || {
+        let status = world.status().await?;
+        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
+        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
+    })
+    .await?;
+    // The operator's copy, read as it reconciles the stop.
+    let copy = world.status().await?["experiments"].clone();
+    let waiting = entry(&json!({"experiments": copy.clone()}), "e2e-fail")?.clone();
+    ensure!(
+        waiting["status"] == "Waiting for Job Creation"
+            && waiting["experimentPod"] == "Yet to be launched"
+            && waiting["verdict"] == "N/A",
+        "the unstarted experiment is not listed as the Go runner lists it: {waiting}"
+    );
+    world
+        .patch_engine(json!({"spec": {"engineState": "stop"}}))
+        .await?;
+    expect_exit_within(&mut runner, 0, ABORT_BOUND).await?;
+    world.wait_no_jobs_or_pods(ABORT_BOUND).await?;
+    let rewritten: Vec<Value> = copy
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut e = e.clone();
+            if e["status"] == "Running" || e["status"] == "Waiting for Job Creation" {
+                e["status"] = json!("Forcefully Aborted");
+                e["verdict"] = json!("Stopped");
+            }
+            e
+        })
+        .collect();
+    world
+        .patch_engine(json!({"status": {"experiments": rewritten, "engineStatus": "stopped"}}))
+        .await?;
+    let status = world.status().await?;
+    for name in ["e2e-pass", "e2e-fail"] {
+        let entry = entry(&status, name)?;
+        ensure!(
+            entry["status"] == "Forcefully Aborted" && entry["verdict"] == "Stopped",
+            "{name}: {entry}"
+        );
+    }
+    Ok(())
+}
+
+/// With `OwnerReferencesPermissionEnforcement` (on in the test plane, default on OpenShift),
+/// `blockOwnerDeletion` needs `update` on `chaosengines/finalizers`, which the users' Role
+/// lacks: the runner leaves it unset (the reference still lets the engine's deletion collect
+/// the Job); under deploy/'s Role, which grants it, it is set.
+async fn owner_reference_under(service_account: &str, blocks: bool) -> anyhow::Result<()> {
+    let world = new_world(
+        &format!("owner-{}", if blocks { "block" } else { "noblock" }),
+        service_account,
+        engine("retain", vec![experiment("e2e-pass", &[])]),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    let status = world.status().await?;
+    check_entries(&world, &status, &[("e2e-pass", None, "Completed", "Pass")])?;
+    let jobs = jobs_by_chaos_uid(&world.ns.client(), world.ns.name(), &world.uid).await?;
+    ensure!(jobs.len() == 1, "{} Jobs retained", jobs.len());
+    let owners = jobs[0]
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default();
+    ensure!(
+        owners.len() == 1 && owners[0].kind == "ChaosEngine" && owners[0].controller == Some(true),
+        "ownerReferences: {owners:?}"
+    );
+    ensure!(
+        owners[0].block_owner_deletion.unwrap_or(false) == blocks,
+        "blockOwnerDeletion {:?}, want {blocks}",
+        owners[0].block_owner_deletion
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn under_the_users_role_jobs_are_owned_without_block_owner_deletion() -> anyhow::Result<()> {
+    owner_reference_under(SA_LITMUS_USER, false).await
+}
+
+#[tokio::test]
+async fn under_the_deploy_role_jobs_block_owner_deletion() -> anyhow::Result<()> {
+    owner_reference_under(SA_DEPLOY, true).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,7 +997,8 @@ fn engine_with_volume(kind: &str, name: &str) -> Value {
     engine("delete", vec![exp])
 }
 
-/// The dependency check fails: entry Skipped/Fail, Warning ExperimentSkipped naming the object
+/// The dependency check fails: entry Skipped/Fail, Warning ExperimentDependencyCheck (Go's
+/// reason) naming the object
 /// and the engine field, no Job ever created.
 async fn dependency_skipped(
     world: &World,
@@ -663,7 +1012,9 @@ async fn dependency_skipped(
         &status,
         &[("e2e-pass", Some("N/A"), "Skipped", "Fail")],
     )?;
-    world.expect_warning("ExperimentSkipped", parts).await?;
+    world
+        .expect_warning("ExperimentDependencyCheck", parts)
+        .await?;
     world.expect_no_job_created()?;
     no_orphans(world).await
 }
@@ -840,9 +1191,30 @@ async fn env_parse_error(prefix: &str, list: &[&str]) -> anyhow::Result<()> {
     no_orphans(&world).await
 }
 
+/// The Go runner runs a repeated name again; each experiment has one status entry, so here
+/// it runs once, with a Warning saying so (the run is not refused).
 #[tokio::test]
-async fn a_duplicate_experiment_list_is_an_env_parse_error() -> anyhow::Result<()> {
-    env_parse_error("bad-dup-list", &["e2e-pass", "e2e-pass"]).await
+async fn a_repeated_experiment_runs_once_with_a_warning() -> anyhow::Result<()> {
+    let world = new_world("dup-list", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let mut runner = world.spawn(&["e2e-pass", "e2e-fail", "e2e-pass"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    world
+        .expect_warning(
+            "EnvParseError",
+            &["EXPERIMENT_LIST", "e2e-pass", "runs once"],
+        )
+        .await?;
+    let status = world.status().await?;
+    check_entries(
+        &world,
+        &status,
+        &[
+            ("e2e-pass", None, "Completed", "Pass"),
+            ("e2e-fail", None, "Completed", "Fail"),
+        ],
+    )?;
+    world.expect_one_job_per_attempt(2)?;
+    no_orphans(&world).await
 }
 
 #[tokio::test]

@@ -135,9 +135,16 @@ pub fn step(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Result<Step, R
         Some(row) if row.to == to.kind() => row,
         _ => return Err(rejected),
     };
+    // A self-transition (Monitor seeing its pod run) stays in the phase it entered: clocks
+    // that count from the phase's entry must not restart.
+    let entered_at = if to.kind() == cp.phase.kind() {
+        cp.entered_at.clone()
+    } else {
+        ctx.now.clone()
+    };
     let next = Checkpoint {
         phase: to,
-        entered_at: ctx.now.clone(),
+        entered_at,
         observed,
         ..cp.clone()
     };

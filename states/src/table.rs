@@ -136,8 +136,9 @@ pub static TRANSITIONS: &[Transition] = &[
     row(P::ValidateDeps, I::DependenciesValid, Guard::Always, P::LaunchJob,
         &[E::Checkpoint, E::Emit, E::WriteEntry, E::CreateJob],
         (Normal, reason::EXPERIMENT_DEPENDENCY_CHECK)),
+    // Go's reason for both skips (a Warning ExperimentDependencyCheck).
     row(P::ValidateDeps, I::DependenciesInvalid, Guard::Always, P::Verdict, TO_VERDICT,
-        (Warning, reason::EXPERIMENT_SKIPPED)),
+        (Warning, reason::EXPERIMENT_DEPENDENCY_CHECK)),
     row(P::ValidateDeps, I::AbortRequested, Guard::Always, P::Verdict, TO_VERDICT,
         (Warning, reason::EXPERIMENT_ABORTED)),
     // LaunchJob
@@ -146,7 +147,7 @@ pub static TRANSITIONS: &[Transition] = &[
     row(P::LaunchJob, I::JobAlreadyExists, Guard::Always, P::Monitor, TO_MONITOR,
         (Normal, reason::EXPERIMENT_JOB_ADOPTED)),
     row(P::LaunchJob, I::JobCreateFailed, Guard::Always, P::Verdict, TO_VERDICT,
-        (Warning, reason::EXPERIMENT_SKIPPED)),
+        (Warning, reason::EXPERIMENT_DEPENDENCY_CHECK)),
     row(P::LaunchJob, I::AbortRequested, Guard::Always, P::Cleanup, TO_CLEANUP_DELETE,
         (Warning, reason::EXPERIMENT_ABORTED)),
     // Monitor

@@ -692,6 +692,14 @@ impl Signal {
     }
 }
 
+/// The runner binary the tests start: this build's, or `CHAOS_RUNNER_BIN` (another build, e.g.
+/// an older commit's, to show that a test fails there).
+pub fn runner_binary() -> PathBuf {
+    std::env::var_os("CHAOS_RUNNER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner")))
+}
+
 /// The `chaos-runner` binary running as a child process, output captured in a log file.
 /// Killed (SIGKILL) when dropped.
 pub struct RunnerProcess {
@@ -721,7 +729,8 @@ impl RunnerProcess {
         let stderr = stdout
             .try_clone()
             .with_context(|| format!("opening {}", log.display()))?;
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chaos-runner"));
+        let binary = runner_binary();
+        let mut command = tokio::process::Command::new(&binary);
         command
             .env_clear()
             .stdin(Stdio::null())
@@ -736,7 +745,7 @@ impl RunnerProcess {
         command.envs(spec.operator_env());
         let child = command
             .spawn()
-            .with_context(|| format!("starting {}", env!("CARGO_BIN_EXE_chaos-runner")))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         let pid = child
             .id()
             .ok_or_else(|| anyhow!("the runner exited before its pid could be read"))?;

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, Observed};
 use crate::effect::{Effect, Entry, EntryStatus, EntryVerdict, Event, NO_POD};
 use crate::input::{Input, InputKind};
-use crate::phase::{CleanupAction, FinalVerdict, Outcome, Phase, PhaseKind, PodEnd, SkipReason};
-use crate::table::{self, Guard};
+use crate::machine::{self, Decision};
+use crate::phase::{Outcome, Phase, PhaseKind, PodEnd, SkipReason};
+use crate::table;
 
 /// `spec.jobCleanUpPolicy` of the ChaosEngine.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,72 +82,35 @@ pub struct Rejected {
     pub input: InputKind,
 }
 
-/// A transition chosen by `decide`, before the table confirms it.
-struct Move {
-    guard: Guard,
-    to: Phase,
-    message: String,
-    observed: Observed,
-}
-
-enum Decision {
-    Ignore,
-    Move(Box<Move>),
-}
-
-/// Cleanup after an abort: the Job is deleted whatever the policy.
-fn aborting_cleanup(job: &str, reason: &str) -> Phase {
-    Phase::Cleanup {
-        job: job.to_owned(),
-        outcome: Outcome::Aborted {
-            reason: reason.to_owned(),
-        },
-        action: CleanupAction::Delete,
-    }
-}
-
 /// Applies one observation. Pure: the same arguments always give the same answer.
 pub fn step(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Result<Step, Rejected> {
     let rejected = Rejected {
         phase: cp.phase.kind(),
         input: input.kind(),
     };
-    let (guard, to, message, observed) = match decide(cp, input, ctx) {
-        None => return Err(rejected),
-        Some(Decision::Ignore) => {
+    let answer = machine::handle(cp, input, ctx.cleanup);
+    let (guard, message) = match answer.decision {
+        Decision::Moved { guard, message } => (guard, message),
+        Decision::Ignored => {
             return Ok(Step {
                 checkpoint: cp.clone(),
                 transition: None,
                 effects: Vec::new(),
             });
         }
-        Some(Decision::Move(chosen)) => {
-            let Move {
-                guard,
-                to,
-                message,
-                observed,
-            } = *chosen;
-            (guard, to, message, observed)
-        }
+        Decision::Rejected | Decision::Undecided => return Err(rejected),
     };
     // The table is the authority: a decision without its row is refused, never improvised.
     let row = match table::find(rejected.phase, rejected.input, guard) {
-        Some(row) if row.to == to.kind() => row,
+        Some(row) if row.to == answer.phase.kind() => row,
         _ => return Err(rejected),
     };
     // A self-transition (Monitor seeing its pod run) stays in the phase it entered: clocks
     // that count from the phase's entry must not restart.
-    let entered_at = if to.kind() == cp.phase.kind() {
+    let entered_at = if row.to == row.from {
         cp.entered_at.clone()
     } else {
         ctx.now.clone()
-    };
-    let next = Checkpoint {
-        phase: to,
-        entered_at,
-        observed,
-        ..cp.clone()
     };
     let mut effects = vec![
         Effect::Checkpoint,
@@ -156,8 +120,11 @@ pub fn step(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Result<Step, R
             message,
         }),
     ];
+    // The new phase's entry effects, as far as the row lists them (a self-transition re-enters
+    // Monitor, whose watch is already running).
     effects.extend(
-        resume_effects(&next)
+        answer
+            .entry_effects
             .into_iter()
             .filter(|effect| row.effects.contains(&effect.kind())),
     );
@@ -169,57 +136,56 @@ pub fn step(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Result<Step, R
             reason: row.event.1.to_owned(),
             at: ctx.now.clone(),
         }),
-        checkpoint: next,
+        checkpoint: Checkpoint {
+            schema_version: cp.schema_version,
+            experiment: cp.experiment.clone(),
+            instance: cp.instance.clone(),
+            attempt: cp.attempt,
+            phase: answer.phase,
+            entered_at,
+            observed: answer.observed,
+        },
         effects,
     })
 }
 
 /// What to (re)do on entering the checkpoint's phase: the idempotent entry write and the
-/// command. Used after every transition and after a restart.
+/// command. The entry actions of the phase, run by starting the machine in it; a transition
+/// into the phase runs the same ones.
 pub fn resume_effects(cp: &Checkpoint) -> Vec<Effect> {
-    let mut effects = Vec::new();
-    if !matches!(cp.phase, Phase::Verdict { .. })
-        && let Some(entry) = entry_for(cp)
-    {
-        effects.push(Effect::WriteEntry(entry));
-    }
-    match &cp.phase {
-        Phase::Init => effects.push(Effect::FetchExperiment),
-        Phase::ValidateDeps => effects.push(Effect::CheckDependencies),
-        Phase::LaunchJob { job } => effects.push(Effect::CreateJob { job: job.clone() }),
-        Phase::Monitor { job, .. } => effects.push(Effect::WatchPod { job: job.clone() }),
-        Phase::AwaitResult { .. } => effects.push(Effect::ReadResult),
-        Phase::Cleanup { job, action, .. } => effects.push(match action {
-            CleanupAction::Delete => Effect::DeleteJob { job: job.clone() },
-            CleanupAction::Retain => Effect::RetainJob { job: job.clone() },
-        }),
-        Phase::Verdict { outcome } => {
-            effects.push(Effect::WriteVerdict(outcome_entry(outcome, &cp.observed)))
-        }
-        Phase::Completed { .. } | Phase::Skipped { .. } | Phase::Aborted { .. } => {}
-    }
-    effects
+    machine::enter(cp)
 }
 
 /// The status entry this phase shows, if it writes one (see the module table).
 pub fn entry_for(cp: &Checkpoint) -> Option<Entry> {
     match &cp.phase {
-        Phase::LaunchJob { .. } => Some(Entry {
-            pod: NO_POD.to_owned(),
-            status: EntryStatus::WaitingForJobCreation,
-            verdict: EntryVerdict::Awaited,
-        }),
-        Phase::Monitor { pod: Some(pod), .. } => Some(Entry {
-            pod: pod.clone(),
-            status: EntryStatus::Running,
-            verdict: EntryVerdict::Awaited,
-        }),
+        Phase::LaunchJob { .. } => Some(waiting_entry()),
+        Phase::Monitor { pod: Some(pod), .. } => Some(running_entry(pod)),
         Phase::Verdict { outcome } => Some(outcome_entry(outcome, &cp.observed)),
         _ => None,
     }
 }
 
-fn outcome_entry(outcome: &Outcome, observed: &Observed) -> Entry {
+/// Entering LaunchJob: no pod yet.
+pub(crate) fn waiting_entry() -> Entry {
+    Entry {
+        pod: NO_POD.to_owned(),
+        status: EntryStatus::WaitingForJobCreation,
+        verdict: EntryVerdict::Awaited,
+    }
+}
+
+/// Monitor, once the pod runs.
+pub(crate) fn running_entry(pod: &str) -> Entry {
+    Entry {
+        pod: pod.to_owned(),
+        status: EntryStatus::Running,
+        verdict: EntryVerdict::Awaited,
+    }
+}
+
+/// The final entry (`WriteVerdict`).
+pub(crate) fn outcome_entry(outcome: &Outcome, observed: &Observed) -> Entry {
     let pod = || observed.pod.clone().unwrap_or_else(|| NO_POD.to_owned());
     match outcome {
         Outcome::Ran {
@@ -251,359 +217,5 @@ fn outcome_entry(outcome: &Outcome, observed: &Observed) -> Entry {
             status: EntryStatus::ForcefullyAborted,
             verdict: EntryVerdict::Stopped,
         },
-    }
-}
-
-fn skip_message(experiment: &str, detail: &str) -> String {
-    format!("Experiment Job creation failed, skipping Chaos Experiment: {experiment} ({detail})")
-}
-
-fn aborted_message(experiment: &str, reason: &str) -> String {
-    format!("Chaos Experiment {experiment} aborted: {reason}")
-}
-
-fn cleanup_action(policy: CleanupPolicy) -> CleanupAction {
-    match policy {
-        CleanupPolicy::Delete => CleanupAction::Delete,
-        CleanupPolicy::Retain => CleanupAction::Retain,
-    }
-}
-
-/// The phase-specific decision; `None` means the pair is not accepted.
-fn decide(cp: &Checkpoint, input: &Input, ctx: &StepContext) -> Option<Decision> {
-    let exp = cp.experiment.as_str();
-    let observed = cp.observed.clone();
-    let mv = |guard: Guard, to: Phase, message: String, observed: Observed| {
-        Some(Decision::Move(Box::new(Move {
-            guard,
-            to,
-            message,
-            observed,
-        })))
-    };
-    match (&cp.phase, input) {
-        (Phase::Init, Input::ExperimentFound) => mv(
-            Guard::Always,
-            Phase::ValidateDeps,
-            format!("ChaosExperiment {exp} found, validating its resources"),
-            observed,
-        ),
-        (Phase::Init, Input::ExperimentMissing) => mv(
-            Guard::Always,
-            Phase::Verdict {
-                outcome: Outcome::Skipped {
-                    reason: SkipReason::ExperimentNotFound,
-                },
-            },
-            format!("ChaosExperiment {exp} not found, skipping it"),
-            observed,
-        ),
-        (Phase::Init | Phase::ValidateDeps, Input::AbortRequested { reason }) => mv(
-            Guard::Always,
-            Phase::Verdict {
-                outcome: Outcome::Aborted {
-                    reason: reason.clone(),
-                },
-            },
-            aborted_message(exp, reason),
-            observed,
-        ),
-        (Phase::ValidateDeps, Input::DependenciesValid { job }) => mv(
-            Guard::Always,
-            Phase::LaunchJob { job: job.clone() },
-            format!("Experiment resources validated for Chaos Experiment: {exp}"),
-            observed,
-        ),
-        (Phase::ValidateDeps, Input::DependenciesInvalid { reasons }) => mv(
-            Guard::Always,
-            Phase::Verdict {
-                outcome: Outcome::Skipped {
-                    reason: SkipReason::DependenciesInvalid {
-                        reasons: reasons.clone(),
-                    },
-                },
-            },
-            skip_message(exp, &reasons.join("; ")),
-            observed,
-        ),
-        (Phase::LaunchJob { job }, Input::JobCreated) => mv(
-            Guard::Always,
-            Phase::Monitor {
-                job: job.clone(),
-                pod: None,
-            },
-            format!("Experiment Job {job} for Chaos Experiment: {exp}"),
-            observed,
-        ),
-        (Phase::LaunchJob { job }, Input::JobAlreadyExists) => mv(
-            Guard::Always,
-            Phase::Monitor {
-                job: job.clone(),
-                pod: None,
-            },
-            format!("Adopted existing Experiment Job {job} for Chaos Experiment: {exp}"),
-            observed,
-        ),
-        (Phase::LaunchJob { .. }, Input::JobCreateFailed { reason }) => mv(
-            Guard::Always,
-            Phase::Verdict {
-                outcome: Outcome::Skipped {
-                    reason: SkipReason::JobCreateFailed {
-                        reason: reason.clone(),
-                    },
-                },
-            },
-            skip_message(exp, reason),
-            observed,
-        ),
-        (
-            Phase::LaunchJob { job } | Phase::Monitor { job, .. } | Phase::AwaitResult { job, .. },
-            Input::AbortRequested { reason },
-        ) => mv(
-            Guard::Always,
-            aborting_cleanup(job, reason),
-            aborted_message(exp, reason),
-            observed,
-        ),
-        (Phase::Monitor { pod: Some(_), .. }, Input::PodRunning { .. })
-        | (Phase::Monitor { .. }, Input::PodPending) => Some(Decision::Ignore),
-        (Phase::Monitor { job, pod: None }, Input::PodRunning { pod }) => mv(
-            Guard::PodNotRecorded,
-            Phase::Monitor {
-                job: job.clone(),
-                pod: Some(pod.clone()),
-            },
-            format!("Experiment pod {pod} of Job {job} is running"),
-            Observed {
-                pod: Some(pod.clone()),
-                pod_phase: Some("Running".to_owned()),
-                ..observed
-            },
-        ),
-        (Phase::Monitor { job, .. }, Input::PodSucceeded { pod }) => mv(
-            Guard::Always,
-            Phase::AwaitResult {
-                job: job.clone(),
-                pod: Some(pod.clone()),
-                end: PodEnd::Succeeded,
-            },
-            format!("Experiment pod {pod} of Job {job} completed, reading the ChaosResult"),
-            Observed {
-                pod: Some(pod.clone()),
-                pod_phase: Some("Succeeded".to_owned()),
-                ..observed
-            },
-        ),
-        (Phase::Monitor { job, .. }, Input::PodFailed { pod, reason }) => mv(
-            Guard::Always,
-            Phase::AwaitResult {
-                job: job.clone(),
-                pod: Some(pod.clone()),
-                end: PodEnd::Failed {
-                    reason: reason.clone(),
-                },
-            },
-            format!("Experiment pod {pod} of Job {job} failed ({reason}), reading the ChaosResult"),
-            Observed {
-                pod: Some(pod.clone()),
-                pod_phase: Some("Failed".to_owned()),
-                ..observed
-            },
-        ),
-        (Phase::Monitor { job, pod }, Input::PendingTimeout) => mv(
-            Guard::Always,
-            Phase::AwaitResult {
-                job: job.clone(),
-                pod: pod.clone(),
-                end: PodEnd::PendingTimeout,
-            },
-            format!(
-                "Experiment pod of Job {job} stayed Pending past the status-check timeout, \
-                 reading the ChaosResult"
-            ),
-            Observed {
-                pod_phase: Some("Pending".to_owned()),
-                ..observed
-            },
-        ),
-        (Phase::Monitor { job, pod }, Input::DeadlinePassed { what }) => mv(
-            Guard::Always,
-            Phase::AwaitResult {
-                job: job.clone(),
-                pod: pod.clone(),
-                end: PodEnd::DeadlinePassed { what: what.clone() },
-            },
-            format!("{what} passed while monitoring Experiment Job {job}, reading the ChaosResult"),
-            observed,
-        ),
-        (
-            Phase::AwaitResult { job, end, .. },
-            Input::ResultSeen {
-                verdict,
-                phase,
-                fail_reason,
-            },
-        ) => {
-            let observed = Observed {
-                result_verdict: Some(verdict.clone()),
-                result_phase: Some(phase.clone()),
-                ..observed
-            };
-            let action = cleanup_action(ctx.cleanup);
-            let (guard, outcome, message) = match FinalVerdict::from_result(verdict) {
-                Some(final_verdict) => (
-                    match action {
-                        CleanupAction::Delete => Guard::FinalVerdictPolicyDelete,
-                        CleanupAction::Retain => Guard::FinalVerdictPolicyRetain,
-                    },
-                    Outcome::Ran {
-                        verdict: final_verdict,
-                        result_final: true,
-                        pod_end: end.clone(),
-                        detail: fail_reason.clone(),
-                    },
-                    format!(
-                        "ChaosResult of Chaos Experiment {exp}: verdict {verdict}, phase {phase}"
-                    ),
-                ),
-                None => {
-                    let detail = if verdict == "Awaited" {
-                        format!(
-                            "ChaosResult verdict still Awaited (phase {phase}) after {}",
-                            end.describe()
-                        )
-                    } else {
-                        format!("unknown ChaosResult verdict {verdict:?} (phase {phase})")
-                    };
-                    (
-                        match action {
-                            CleanupAction::Delete => Guard::NoFinalVerdictPolicyDelete,
-                            CleanupAction::Retain => Guard::NoFinalVerdictPolicyRetain,
-                        },
-                        Outcome::Ran {
-                            verdict: FinalVerdict::Error,
-                            result_final: false,
-                            pod_end: end.clone(),
-                            detail: Some(detail.clone()),
-                        },
-                        format!("Chaos Experiment {exp} recorded as Error: {detail}"),
-                    )
-                }
-            };
-            mv(
-                guard,
-                Phase::Cleanup {
-                    job: job.clone(),
-                    outcome,
-                    action,
-                },
-                message,
-                observed,
-            )
-        }
-        (Phase::AwaitResult { job, end, .. }, Input::ResultMissing) => {
-            let action = cleanup_action(ctx.cleanup);
-            let detail = format!("no ChaosResult found after {}", end.describe());
-            mv(
-                match action {
-                    CleanupAction::Delete => Guard::PolicyDelete,
-                    CleanupAction::Retain => Guard::PolicyRetain,
-                },
-                Phase::Cleanup {
-                    job: job.clone(),
-                    outcome: Outcome::Ran {
-                        verdict: FinalVerdict::Error,
-                        result_final: false,
-                        pod_end: end.clone(),
-                        detail: Some(detail.clone()),
-                    },
-                    action,
-                },
-                format!("Chaos Experiment {exp} recorded as Error: {detail}"),
-                observed,
-            )
-        }
-        (
-            Phase::Cleanup {
-                job,
-                outcome,
-                action: CleanupAction::Delete,
-            },
-            Input::JobDeleted,
-        ) => mv(
-            Guard::ActionDelete,
-            Phase::Verdict {
-                outcome: outcome.clone(),
-            },
-            format!("Experiment Job: {job} will be deleted"),
-            observed,
-        ),
-        (
-            Phase::Cleanup {
-                job,
-                outcome,
-                action: CleanupAction::Retain,
-            },
-            Input::JobRetained,
-        ) => mv(
-            Guard::ActionRetain,
-            Phase::Verdict {
-                outcome: outcome.clone(),
-            },
-            format!("Experiment Job {job} will be retained"),
-            observed,
-        ),
-        (
-            Phase::Cleanup {
-                outcome: Outcome::Aborted { .. },
-                ..
-            }
-            | Phase::Verdict { .. },
-            Input::AbortRequested { .. },
-        ) => Some(Decision::Ignore),
-        (Phase::Cleanup { job, .. }, Input::AbortRequested { reason }) => mv(
-            Guard::NotAborting,
-            aborting_cleanup(job, reason),
-            aborted_message(exp, reason),
-            observed,
-        ),
-        (Phase::Verdict { outcome }, Input::StatusWritten) => {
-            let (guard, to, summary) = match outcome {
-                Outcome::Ran {
-                    verdict, detail, ..
-                } => (
-                    Guard::OutcomeRan,
-                    Phase::Completed {
-                        verdict: *verdict,
-                        detail: detail.clone(),
-                    },
-                    format!(
-                        "completed with verdict {}",
-                        EntryVerdict::from(*verdict).as_str()
-                    ),
-                ),
-                Outcome::Skipped { reason } => (
-                    Guard::OutcomeSkipped,
-                    Phase::Skipped {
-                        reason: reason.clone(),
-                    },
-                    format!("skipped: {}", reason.describe()),
-                ),
-                Outcome::Aborted { reason } => (
-                    Guard::OutcomeAborted,
-                    Phase::Aborted {
-                        reason: reason.clone(),
-                    },
-                    format!("aborted: {reason}"),
-                ),
-            };
-            mv(
-                guard,
-                to,
-                format!("Chaos Experiment {exp} {summary}"),
-                observed,
-            )
-        }
-        _ => None,
     }
 }

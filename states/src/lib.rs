@@ -7,15 +7,22 @@
 //! After a restart the driver calls [`resume_effects`] on the stored checkpoint: the same
 //! effects a transition into that phase would have issued, minus the checkpoint and event.
 //!
-//! Everything is decided by the [`TRANSITIONS`] table; [`render_markdown`] and
-//! [`render_mermaid`] print it.
+//! The phases run as a statig state machine (`machine.rs`); every transition it takes must be
+//! a row of the [`TRANSITIONS`] table, which documents it and which [`render_markdown`] and
+//! [`render_mermaid`] print.
 
 mod checkpoint;
 mod effect;
 mod engine;
 mod input;
+mod machine;
 mod phase;
 mod table;
+
+// The samples the table tests use, for the machine's own test (machine.rs).
+#[cfg(test)]
+#[path = "../tests/support/samples.rs"]
+mod samples;
 
 pub use checkpoint::{CHECKPOINT_SCHEMA, Checkpoint, CheckpointError, Observed};
 pub use effect::{

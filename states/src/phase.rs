@@ -80,6 +80,9 @@ impl std::fmt::Display for PhaseKind {
 
 /// Where an experiment attempt stands. Serialized with the tag `phase` (flattened into the
 /// checkpoint), so a Monitor checkpoint reads `{"phase":"Monitor","job":"…","pod":…}`.
+///
+/// Also the state type of the statig machine (`machine.rs`): each variant's handler takes its
+/// fields by name, so a field added here is added to that handler's parameters too.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "phase", rename_all_fields = "camelCase")]
 pub enum Phase {

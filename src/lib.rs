@@ -1,25 +1,16 @@
 //! chaos-runner: a crash-resumable, drop-in replacement for LitmusChaos's chaos-runner.
 //!
-//! The decisions live in the pure `chaos-runner-states` crate; this library is the shell
-//! around it: the Litmus custom resources, the engine/experiment merge, the Job builder, the
-//! runner's configuration and the command line.
+//! The decisions live in the pure `chaos-runner-states` crate; this library is the shell around
+//! it, in layers that only import downwards:
+//!
+//! - [`cli`]: the command line (the run, `render`, `plan`, `transitions`, `report`);
+//! - [`run`]: one run of an engine: the driver, the attempts, Monitor's clocks;
+//! - [`cluster`]: the adapters to the API server and the outside (calls with deadlines, access
+//!   review, watches and polls, Events, the engine writer, the exporter, telemetry);
+//! - [`contract`]: the Litmus contract as pure data and functions (custom resources, env, the
+//!   engine/experiment merge, the Job builder, run plans and their schedule, the stored record).
 
-pub mod access;
-pub mod api;
-pub mod attempt;
 pub mod cli;
-pub mod config;
-pub mod crd;
-pub mod driver;
-pub mod engine_writer;
-pub mod events;
-pub mod exporter;
-pub mod job;
-pub mod merge;
-pub mod monitor;
-pub mod observe;
-pub mod plan;
-pub mod record;
-pub mod report;
-pub mod schedule;
-pub mod telemetry;
+pub mod cluster;
+pub mod contract;
+pub mod run;

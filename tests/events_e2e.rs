@@ -3,7 +3,7 @@
 
 mod common;
 
-use chaos_runner::events::{EngineRef, EventQueue, EventReport, EventSink, EventType};
+use chaos_runner::cluster::events::{EngineRef, EventQueue, EventReport, EventSink, EventType};
 use common::TestNamespace;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chaos_runner::telemetry::{self, GRPC_EXPORT_PATH, Telemetry};
+use chaos_runner::cluster::telemetry::{self, GRPC_EXPORT_PATH, Telemetry};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tracing_subscriber::layer::SubscriberExt;
@@ -263,10 +263,10 @@ fn grpc_export_carries_the_attempt_span_that_the_experiment_gets_as_parent() {
     .unwrap()
     .expect("an endpoint is set");
     let subscriber = tracing_subscriber::registry().with(telemetry.layer());
-    let carrier = chaos_runner::config::parse_trace_parent(&traceparent());
+    let carrier = chaos_runner::contract::config::parse_trace_parent(&traceparent());
     let experiment_trace_parent = tracing::subscriber::with_default(subscriber, || {
         let run = telemetry::run_span("engine-b", "ns-b", Some(&carrier));
-        let attempt = tracing::info_span!(target: "chaos_runner::attempt", parent: &run, "attempt", experiment = "pod-delete");
+        let attempt = tracing::info_span!(target: "chaos_runner::run::attempt", parent: &run, "attempt", experiment = "pod-delete");
         let inherited = traceparent();
         telemetry::experiment_trace_parent(&attempt, Some(&inherited)).unwrap()
     });

@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chaos_runner::plan::{
+use chaos_runner::contract::plan::{
     AFTER_ANNOTATION, DependencyFailurePolicy, ITERATIONS_ANNOTATION, MAX_PARALLEL_ANNOTATION,
     MIN_INTERVAL_ANNOTATION, ON_DEPENDENCY_FAILURE_ANNOTATION, Plan, PlanError, SEED_ANNOTATION,
     SHUFFLE_ANNOTATION, item_key, render_plan, resolve,
 };
-use chaos_runner::schedule::{ItemState, decide};
+use chaos_runner::contract::schedule::{ItemState, decide};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -640,7 +640,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
 fn render_plan_matches_the_golden_files() {
     for name in GOLDEN_PLANS {
         let text = std::fs::read_to_string(fixture(&format!("{name}.yaml"))).unwrap();
-        let engine: chaos_runner::crd::ChaosEngine = serde_saphyr::from_str(&text).unwrap();
+        let engine: chaos_runner::contract::crd::ChaosEngine =
+            serde_saphyr::from_str(&text).unwrap();
         let experiments: Vec<String> = engine
             .spec
             .experiments

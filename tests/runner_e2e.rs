@@ -1040,6 +1040,21 @@ async fn a_missing_configmap_skips_the_experiment_naming_it() -> anyhow::Result<
     .await
 }
 
+/// `sidecar/enabled` without a sidecar: the Go runner skips the experiment with a Warning
+/// `SideCarPatchError`; so does this one, and creates nothing.
+#[tokio::test]
+async fn sidecars_enabled_without_a_sidecar_skip_the_experiment() -> anyhow::Result<()> {
+    let mut spec = engine("delete", vec![experiment("e2e-pass", &[])]);
+    spec["metadata"]["annotations"] = json!({"sidecar/enabled": "true"});
+    let world = new_world("bad-sidecar", SA_DEPLOY, spec).await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    dependency_skipped(&world, &mut runner, &["sidecar/enabled", "defines none"]).await?;
+    world
+        .expect_warning("SideCarPatchError", &["e2e-pass", "sidecar"])
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_missing_secret_skips_the_experiment_naming_it() -> anyhow::Result<()> {
     let world = new_world(

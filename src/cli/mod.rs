@@ -1,6 +1,8 @@
 //! The command line: run (no subcommand, how the operator starts the runner), `render`, and
 //! `transitions`.
 
+pub mod report;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -10,13 +12,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use thiserror::Error;
 
-use crate::config::RunnerConfig;
-use crate::crd::{ChaosEngine, ChaosExperiment};
-use crate::job::{BuildJobError, build_job, job_name};
-use crate::merge::{MergeError, RunnerEnv, StructureErrors, check_structure, merge};
+use crate::contract::config::RunnerConfig;
+use crate::contract::crd::{ChaosEngine, ChaosExperiment};
+use crate::contract::job::{BuildJobError, build_job, job_name};
+use crate::contract::merge::{MergeError, RunnerEnv, StructureErrors, check_structure, merge};
 
-/// Exit code for bad input (unreadable or invalid files, invalid env, bad arguments).
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use crate::run::context::{EXIT_BAD_INPUT, EXIT_RETRY, EXIT_SUSPENDED};
 /// uid used by `render` when the engine file has no `metadata.uid`.
 pub const PLACEHOLDER_ENGINE_UID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -160,7 +161,7 @@ pub fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     // Only the run exports spans. Dropped last, so the final flush happens on every exit path.
     let telemetry = match cli.command {
-        None => crate::telemetry::Telemetry::from_env(&env),
+        None => crate::cluster::telemetry::Telemetry::from_env(&env),
         Some(_) => Ok(None),
     };
     let _telemetry = init_tracing(cli.log_format, telemetry);
@@ -230,8 +231,11 @@ pub fn main() -> ExitCode {
 /// live until the process ends; a failed set-up is logged and the run goes on without traces.
 fn init_tracing(
     format: Option<LogFormat>,
-    telemetry: Result<Option<crate::telemetry::Telemetry>, crate::telemetry::TelemetryError>,
-) -> Option<crate::telemetry::Telemetry> {
+    telemetry: Result<
+        Option<crate::cluster::telemetry::Telemetry>,
+        crate::cluster::telemetry::TelemetryError,
+    >,
+) -> Option<crate::cluster::telemetry::Telemetry> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
@@ -267,15 +271,6 @@ fn init_tracing(
     telemetry
 }
 
-/// Exit code for an infrastructure failure a restart can cure (the kubelet restarts the
-/// container, `restartPolicy: OnFailure`, and the run resumes from its checkpoint).
-pub const EXIT_RETRY: u8 = 1;
-
-/// Exit code of a run suspended by SIGTERM with the engine active (128 + SIGTERM, as a
-/// process killed by it): not `Completed`, so the operator does not mark the engine completed;
-/// it creates a new runner pod once this one is gone, and that one resumes.
-pub const EXIT_SUSPENDED: u8 = 143;
-
 /// Env var that sets a hard Monitor deadline (seconds); none by default.
 pub const ENV_MONITOR_TIMEOUT: &str = "CHAOS_RUNNER_MONITOR_TIMEOUT";
 
@@ -289,8 +284,10 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
     let config = RunnerConfig::from_env(&env);
     match &config {
         Err(
-            error @ crate::config::ConfigError::Missing {
-                variable: crate::config::ENV_CHAOSENGINE | crate::config::ENV_CHAOS_NAMESPACE,
+            error @ crate::contract::config::ConfigError::Missing {
+                variable:
+                    crate::contract::config::ENV_CHAOSENGINE
+                    | crate::contract::config::ENV_CHAOS_NAMESPACE,
             },
         ) => {
             tracing::error!(%error, "invalid runner environment: no engine to report to");
@@ -312,7 +309,7 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
     };
     let config = match config {
         Ok(config) => config,
-        Err(error) => return crate::driver::report_bad_env(&client, &env, &error).await,
+        Err(error) => return crate::run::driver::report_bad_env(&client, &env, &error).await,
     };
     let monitor_timeout = match env.get(ENV_MONITOR_TIMEOUT).filter(|v| !v.is_empty()) {
         None => None,
@@ -324,20 +321,20 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
             }
         },
     };
-    let shutdown = crate::driver::shutdown_signal();
-    let options = crate::driver::RunOptions { monitor_timeout };
+    let shutdown = crate::run::driver::shutdown_signal();
+    let options = crate::run::context::RunOptions { monitor_timeout };
     // The run's span joins the operator's trace (TRACE_PARENT); the attempts are its children.
-    let span = crate::telemetry::run_span(
+    let span = crate::cluster::telemetry::run_span(
         &config.engine_name,
         &config.namespace,
         config.trace_parent.as_ref(),
     );
     let run = tracing::Instrument::instrument(
-        crate::driver::run(client, config, options, shutdown),
+        crate::run::driver::run(client, config, options, shutdown),
         span,
     );
     match run.await {
-        Ok(end @ crate::driver::RunEnd::Suspended) => {
+        Ok(end @ crate::run::context::RunEnd::Suspended) => {
             end.log();
             ExitCode::from(EXIT_SUSPENDED)
         }
@@ -360,9 +357,9 @@ async fn report(args: &ReportArgs, kubeconfig: Option<&Path>) -> ExitCode {
             return ExitCode::from(EXIT_RETRY);
         }
     };
-    match crate::report::fetch(&client, &args.namespace, &args.engine).await {
+    match crate::cli::report::fetch(&client, &args.namespace, &args.engine).await {
         Ok(Some(view)) => {
-            print!("{}", crate::report::render(&view));
+            print!("{}", crate::cli::report::render(&view));
             ExitCode::SUCCESS
         }
         Ok(None) => {
@@ -469,7 +466,7 @@ pub enum RenderError {
     Plan {
         file: PathBuf,
         #[source]
-        source: crate::plan::PlanError,
+        source: crate::contract::plan::PlanError,
     },
     #[error("cannot write the Job as YAML: {0}")]
     Serialize(#[from] serde_saphyr::SerializeError),
@@ -509,6 +506,8 @@ fn check_kind(
 }
 
 /// Renders the Jobs of `render` as multi-document YAML.
+// Long on purpose: one pass over the files in the order the errors are reported (file, then
+// document, then field); split, the error paths would be spread over several functions.
 pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
     let mut engines: Vec<ChaosEngine> = read_documents(&args.engine)?;
     if engines.len() != 1 {
@@ -604,11 +603,12 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
         .map(|e| e.name.clone())
         .collect();
     let annotations = engine.metadata.annotations.clone().unwrap_or_default();
-    let plan =
-        crate::plan::resolve(&names, &annotations, 0).map_err(|source| RenderError::Plan {
+    let plan = crate::contract::plan::resolve(&names, &annotations, 0).map_err(|source| {
+        RenderError::Plan {
             file: args.engine.clone(),
             source,
-        })?;
+        }
+    })?;
     let scope = format!(
         "{}/{}",
         engine.metadata.uid.as_deref().unwrap_or_default(),
@@ -648,7 +648,7 @@ pub enum PlanCommandError {
     Plan {
         file: PathBuf,
         #[source]
-        source: crate::plan::PlanError,
+        source: crate::contract::plan::PlanError,
     },
 }
 
@@ -684,13 +684,14 @@ pub fn plan(args: &PlanArgs) -> Result<String, PlanCommandError> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos() as u64)
     });
-    let plan = crate::plan::resolve(&experiments, &annotations, seed).map_err(|source| {
-        PlanCommandError::Plan {
-            file: args.engine.clone(),
-            source,
-        }
-    })?;
-    Ok(crate::plan::render_plan(&plan))
+    let plan =
+        crate::contract::plan::resolve(&experiments, &annotations, seed).map_err(|source| {
+            PlanCommandError::Plan {
+                file: args.engine.clone(),
+                source,
+            }
+        })?;
+    Ok(crate::contract::plan::render_plan(&plan))
 }
 
 #[cfg(test)]

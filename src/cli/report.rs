@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
 
-use crate::api::{ApiError, call, call_opt};
-use crate::record::AuditTrail;
+use crate::cluster::api::{ApiError, call, call_opt};
+use crate::contract::record::AuditTrail;
 
 /// Everything the report shows, as read from the cluster.
 #[derive(Debug, Clone)]
@@ -26,8 +26,11 @@ pub async fn fetch(
     namespace: &str,
     name: &str,
 ) -> Result<Option<RunView>, ApiError> {
-    let engines: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &crate::driver::engine_resource());
+    let engines: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &crate::contract::crd::engine_resource(),
+    );
     let Some(engine) = call_opt(&format!("get ChaosEngine {name}"), || engines.get(name)).await?
     else {
         return Ok(None);
@@ -61,13 +64,14 @@ fn text<'a>(value: &'a Value, key: &str) -> &'a str {
 }
 
 /// The report as plain text.
+// Long on purpose: the report's sections in the order they are printed.
 pub fn render(view: &RunView) -> String {
     let mut out = String::new();
     let engine = &view.engine;
     let name = engine.metadata.name.as_deref().unwrap_or("");
     let namespace = engine.metadata.namespace.as_deref().unwrap_or("");
     let status = engine.data.get("status").cloned().unwrap_or(Value::Null);
-    let record = status.get(crate::record::STATUS_KEY);
+    let record = status.get(crate::contract::record::STATUS_KEY);
     let trail = AuditTrail::from_annotations(engine.metadata.annotations.as_ref());
     let run = trail.as_ref().map(|t| t.run_id.as_str()).unwrap_or("-");
     let _ = writeln!(out, "ChaosEngine {namespace}/{name}  run {run}");

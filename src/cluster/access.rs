@@ -12,7 +12,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use crate::api::{ApiError, call};
+use crate::cluster::api::{ApiError, call};
 
 /// A verb on a resource, the unit the runner asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Every API call the runner makes goes through [`call`]: a deadline on each attempt and
 //! retries (backon) for the errors a retry can cure. kube's own retry layer is switched off in
-//! [`crate::client`] so that these deadlines are the only ones in force.
+//! the client (`cli`) so that these deadlines are the only ones in force.
 
 use std::future::Future;
 use std::time::Duration;

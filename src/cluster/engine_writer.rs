@@ -15,8 +15,8 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::api::{ApiError, call, call_opt};
-use crate::record::{AUDIT_ANNOTATION, AuditEntry, RunRecord, STATUS_KEY};
+use crate::cluster::api::{ApiError, call, call_opt};
+use crate::contract::record::{AUDIT_ANNOTATION, AuditEntry, RunRecord, STATUS_KEY};
 
 /// How often a patch may meet a conflict before the write fails.
 const CONFLICT_LIMIT: usize = 20;

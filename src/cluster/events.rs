@@ -17,7 +17,8 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::api::{ApiError, call};
+use crate::cluster::api::{ApiError, call};
+use crate::contract::hash::fnv1a64;
 
 /// Normal or Warning, as Kubernetes Events know them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,18 +113,6 @@ impl EventQueue {
     }
 }
 
-/// FNV-1a, 64 bit: a stable hash for names (std's hasher may change between releases).
-pub fn fnv1a64(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0xff)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 impl EventSink {
     pub fn new(client: kube::Client, engine: EngineRef, may_patch: bool) -> EventSink {
         EventSink {
@@ -205,18 +194,5 @@ impl EventSink {
             count: Some(1),
             ..Default::default()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv_is_stable_and_separates_parts() {
-        // Fixed values: a change here would rename every event and Job of running engines.
-        assert_eq!(fnv1a64(&[]), 0xcbf2_9ce4_8422_2325);
-        assert_ne!(fnv1a64(&["ab", "c"]), fnv1a64(&["a", "bc"]));
-        assert_eq!(fnv1a64(&["uid", "key"]), fnv1a64(&["uid", "key"]));
     }
 }

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PostParams};
 
-use crate::api::{ApiError, call};
+use crate::cluster::api::{ApiError, call};
 
 pub const MONITORING_ANNOTATION: &str = "chaos-runner.io/monitoring";
 pub const EXPORTER_IMAGE_ANNOTATION: &str = "chaos-runner.io/exporter-image";

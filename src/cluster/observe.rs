@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use tokio::sync::watch;
 
-use crate::api::call;
+use crate::cluster::api::call;
 
 /// Poll interval for pods when they may not be watched: short enough that a verdict is written
 /// within a second of the pod's end.
@@ -246,7 +246,7 @@ async fn list_state<K, F>(
     api: &Api<K>,
     selector: &WatchParams,
     seen: &mut F,
-) -> Result<String, crate::api::ApiError>
+) -> Result<String, crate::cluster::api::ApiError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     F: FnMut(Seen<K>),

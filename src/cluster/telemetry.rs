@@ -36,7 +36,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::{ENV_OTEL_ENDPOINT, TraceCarrier, TraceParentError};
+use crate::contract::config::{ENV_OTEL_ENDPOINT, TraceCarrier, TraceParentError};
 
 /// Selects the OTLP wire: `grpc` (default) or `http/protobuf`.
 pub const ENV_OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
@@ -555,7 +555,9 @@ mod tests {
     }
 
     fn carrier(traceparent: &str) -> Result<TraceCarrier, TraceParentError> {
-        crate::config::parse_trace_parent(&format!(r#"{{"traceparent":"{traceparent}"}}"#))
+        crate::contract::config::parse_trace_parent(&format!(
+            r#"{{"traceparent":"{traceparent}"}}"#
+        ))
     }
 
     #[test]
@@ -652,7 +654,7 @@ mod tests {
             let error = remote_parent(&carrier(bad).unwrap().fields).unwrap_err();
             assert_eq!(error.traceparent.as_deref(), Some(bad));
         }
-        let empty = crate::config::parse_trace_parent("{}").unwrap();
+        let empty = crate::contract::config::parse_trace_parent("{}").unwrap();
         assert_eq!(remote_parent(&empty.fields).unwrap_err().traceparent, None);
     }
 

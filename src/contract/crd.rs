@@ -23,6 +23,16 @@ pub const GROUP: &str = "litmuschaos.io";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` string of the Litmus custom resources.
 pub const API_VERSION: &str = "litmuschaos.io/v1alpha1";
+
+/// The ChaosEngine as a dynamic resource (the runner reads and patches it untyped, so that
+/// fields it does not know survive its writes).
+pub fn engine_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("litmuschaos.io", "v1alpha1", "ChaosEngine"),
+        "chaosengines",
+    )
+}
+
 /// Engine annotation that enables `spec.components.sidecar` (any value but `"false"`).
 pub const SIDECAR_ANNOTATION: &str = "sidecar/enabled";
 

@@ -14,8 +14,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use thiserror::Error;
 
-use crate::crd::{API_VERSION, ChaosEngine};
-use crate::merge::{ExperimentRun, MountedVolume, field_ref_var, merge_env};
+use crate::contract::crd::{API_VERSION, ChaosEngine};
+use crate::contract::hash::fnv1a64;
+use crate::contract::merge::{ExperimentRun, MountedVolume, field_ref_var, merge_env};
 
 /// Longest Job name we produce. 63 is the limit of the `job-name` label and of container
 /// names; 48 leaves room for the sidecar container name `<job>-sidecar-<6>` (15 more
@@ -31,22 +32,6 @@ pub const VOLUME_DEFAULT_MODE: i32 = 420;
 pub enum BuildJobError {
     #[error("ChaosEngine {engine:?}: metadata.{field} is empty, the Job's ownerReference needs it")]
     OwnerField { engine: String, field: &'static str },
-}
-
-/// 64-bit FNV-1a, written here because std's `DefaultHasher` is not stable across Rust
-/// versions and the names must survive an upgrade of the runner mid-run.
-fn fnv1a_64(parts: &[&[u8]]) -> u64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET_BASIS;
-    for part in parts {
-        // 0xff never occurs in UTF-8, so ("ab","c") and ("a","bc") hash differently.
-        for byte in part.iter().copied().chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    hash
 }
 
 /// `SUFFIX_LEN` characters of `[a-z0-9]` from a hash.
@@ -71,11 +56,11 @@ pub fn job_name(
     instance: Option<&str>,
     attempt: u32,
 ) -> String {
-    let hash = fnv1a_64(&[
-        engine_uid.as_bytes(),
-        experiment.as_bytes(),
-        instance.unwrap_or_default().as_bytes(),
-        attempt.to_string().as_bytes(),
+    let hash = fnv1a64(&[
+        engine_uid,
+        experiment,
+        instance.unwrap_or_default(),
+        &attempt.to_string(),
     ]);
     let mut prefix: String = experiment
         .chars()
@@ -99,11 +84,7 @@ pub fn job_name(
 
 /// The sidecar container name `<job>-sidecar-<6 chars>`, deterministic per Job and index.
 pub fn sidecar_name(job_name: &str, index: usize) -> String {
-    let hash = fnv1a_64(&[
-        job_name.as_bytes(),
-        b"sidecar",
-        index.to_string().as_bytes(),
-    ]);
+    let hash = fnv1a64(&[job_name, "sidecar", &index.to_string()]);
     format!("{job_name}-sidecar-{}", suffix(hash))
 }
 
@@ -129,6 +110,8 @@ fn mount(volume: &MountedVolume) -> VolumeMount {
 /// experiment pod on its own: a retry would inject the chaos again behind the runner's back,
 /// overwrite the ChaosResult and confuse the Monitor that follows a single pod. Retries, if
 /// any, are the runner's decision and get a new attempt number, hence a new Job name.
+// Long on purpose: the Job is assembled field by field in the order of the contract (§3.4),
+// so it can be read against it line by line.
 pub fn build_job(
     run: &ExperimentRun,
     job_name: &str,
@@ -304,23 +287,6 @@ mod tests {
     }
 
     #[test]
-    fn fnv1a_matches_reference_values() {
-        // Published FNV-1a 64 test vectors, for the bare algorithm without our separator.
-        fn bare(bytes: &[u8]) -> u64 {
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for byte in bytes {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            hash
-        }
-        assert_eq!(bare(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(bare(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(bare(b"foobar"), 0x8594_4171_f739_67e8);
-        assert_ne!(fnv1a_64(&[b"ab", b"c"]), fnv1a_64(&[b"a", b"bc"]));
-    }
-
-    #[test]
     fn job_names_are_stable_distinct_and_shaped() {
         let name = job_name("uid-1", "pod-delete", None, 0);
         // Pinned: a change here renames Jobs of runs in flight across an upgrade.
@@ -340,12 +306,14 @@ mod tests {
 
     #[test]
     fn job_carries_owner_label_and_single_attempt_and_sidecar_env_is_unique() {
-        use crate::crd::{ChaosEngineSpec, ChaosExperiment, ExperimentDefinition, Sidecar};
-        use crate::merge::{RunnerEnv, merge};
+        use crate::contract::crd::{
+            ChaosEngineSpec, ChaosExperiment, ExperimentDefinition, Sidecar,
+        };
+        use crate::contract::merge::{RunnerEnv, merge};
         let mut engine = ChaosEngine::new("demo", ChaosEngineSpec::default());
         engine.metadata.uid = Some("uid-9".into());
         engine.metadata.annotations = Some(BTreeMap::from([(
-            crate::crd::SIDECAR_ANNOTATION.to_owned(),
+            crate::contract::crd::SIDECAR_ANNOTATION.to_owned(),
             "true".to_owned(),
         )]));
         engine.spec.components.sidecar = vec![Sidecar {

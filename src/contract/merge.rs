@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{
 };
 use thiserror::Error;
 
-use crate::config::RunnerConfig;
-use crate::crd::{
+use crate::contract::config::RunnerConfig;
+use crate::contract::crd::{
     ChaosEngine, ChaosExperiment, ExperimentOverrides, JobCleanUpPolicy, VolumeSource,
 };
 
@@ -252,6 +252,8 @@ pub enum MergeError {
 ///
 /// The engine entry is the first of `spec.experiments` with the experiment's name; an
 /// experiment the engine does not list gets no overrides.
+// Long on purpose: the merge follows the contract's rules (§3.2) in their order, one block per
+// field; each block is short and the order is the specification.
 pub fn merge(
     engine: &ChaosEngine,
     experiment: &ChaosExperiment,
@@ -712,7 +714,7 @@ pub fn check_structure(run: &ExperimentRun) -> Result<(), StructureErrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{
+    use crate::contract::crd::{
         ChaosEngineSpec, EngineExperiment, EngineExperimentSpec, ExperimentDefinition,
         HostFileVolumeSource, StatusCheckTimeoutsSpec,
     };
@@ -1014,9 +1016,9 @@ mod tests {
     #[test]
     fn sidecars_only_when_annotation_enables_them() {
         let mut engine = engine_with(ExperimentOverrides::default());
-        engine.spec.components.sidecar = vec![crate::crd::Sidecar {
+        engine.spec.components.sidecar = vec![crate::contract::crd::Sidecar {
             image: "sidecar:1".into(),
-            ..crate::crd::Sidecar::default()
+            ..crate::contract::crd::Sidecar::default()
         }];
         assert!(
             run(&engine, ExperimentDefinition::default())
@@ -1024,7 +1026,7 @@ mod tests {
                 .is_empty()
         );
         engine.metadata.annotations = Some(BTreeMap::from([(
-            crate::crd::SIDECAR_ANNOTATION.to_owned(),
+            crate::contract::crd::SIDECAR_ANNOTATION.to_owned(),
             "true".to_owned(),
         )]));
         let merged = run(&engine, ExperimentDefinition::default());

@@ -724,6 +724,8 @@ fn round_ranks(count: usize, rounds: u32, seed: Option<u64>) -> Vec<Vec<usize>> 
 
 /// Builds every attempt and orders them topologically; among attempts that are free at the same
 /// time, earlier iteration rounds come first, then the round's rank (list order or shuffle).
+// Long on purpose: one topological pass (Kahn) with the shuffle and the stage bookkeeping in
+// the same loop; the invariants hold across the whole loop.
 fn order_items(
     experiments: &[String],
     dependencies: &[Vec<usize>],

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{DependencyFailurePolicy, Plan, item_key};
+use crate::contract::plan::{DependencyFailurePolicy, Plan, item_key};
 
 /// Where one attempt of the plan stands (an attempt missing from the states is `Waiting`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +86,8 @@ impl View<'_> {
 ///
 /// Keys in `after` that the plan does not contain (a damaged checkpoint) are ignored rather than
 /// blocking the run forever.
+// Long on purpose: one pass over the plan that decides every item's next step; the rules
+// (dependencies, max-parallel, intervals, skips) interact and are easiest to check together.
 pub fn decide(plan: &Plan, states: &BTreeMap<String, ItemState>, now_ms: u64) -> Decision {
     let positions = plan.positions();
     let mut views: Vec<View<'_>> = plan
@@ -189,7 +191,7 @@ pub fn decide(plan: &Plan, states: &BTreeMap<String, ItemState>, now_ms: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{
+    use crate::contract::plan::{
         AFTER_ANNOTATION, ITERATIONS_ANNOTATION, MAX_PARALLEL_ANNOTATION, MIN_INTERVAL_ANNOTATION,
         ON_DEPENDENCY_FAILURE_ANNOTATION, resolve,
     };

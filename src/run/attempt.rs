@@ -16,17 +16,17 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams, PropagationPolicy};
 
-use crate::api::{ApiError, call, call_opt};
-use crate::crd::{ChaosExperiment, ChaosResult};
-use crate::driver::{RunContext, RunError, now};
-use crate::engine_writer::{ExperimentEntry, StatusChange};
-use crate::events::{EventReport, EventType};
-use crate::merge::{self, DependencyKind, ExperimentRun};
-use crate::monitor::{Judgement, MonitorClock, MonitorTimers};
-use crate::observe::{PodPhase, PodView};
-use crate::plan::PlanItem;
-use crate::record::AuditEntry;
-use crate::schedule::ItemState;
+use crate::cluster::api::{ApiError, call, call_opt};
+use crate::cluster::engine_writer::{ExperimentEntry, StatusChange};
+use crate::cluster::events::{EventReport, EventType};
+use crate::cluster::observe::{PodPhase, PodView};
+use crate::contract::crd::{ChaosExperiment, ChaosResult};
+use crate::contract::merge::{self, DependencyKind, ExperimentRun};
+use crate::contract::plan::PlanItem;
+use crate::contract::record::AuditEntry;
+use crate::contract::schedule::ItemState;
+use crate::run::context::{RunContext, RunError, now};
+use crate::run::monitor::{Judgement, MonitorClock, MonitorTimers};
 
 /// How long a finished pod's ChaosResult may take to show a final verdict.
 const RESULT_GRACE: Duration = Duration::from_secs(10);
@@ -223,7 +223,7 @@ impl AttemptRunner {
 
     fn job_name(&self) -> String {
         let scope = format!("{}/{}", self.context.engine_uid, self.context.run_id);
-        crate::job::job_name(
+        crate::contract::job::job_name(
             &scope,
             &self.key.experiment,
             self.key.instance.as_deref(),
@@ -232,7 +232,7 @@ impl AttemptRunner {
     }
 
     fn load_checkpoint(&self) -> Result<Checkpoint, RunError> {
-        match self.context.checkpoints.get(&self.key.key) {
+        match self.context.found.checkpoints.get(&self.key.key) {
             Some(stored) => {
                 Checkpoint::from_json_value(stored.clone()).map_err(|e| RunError::Engine {
                     name: self.context.config.engine_name.clone(),
@@ -247,11 +247,12 @@ impl AttemptRunner {
                     now(),
                 );
                 checkpoint.phase = rebuilt_phase(
-                    &self.context.history_at_start,
+                    &self.context.found.history,
                     &self.key.key,
                     &self.job_name(),
                     self.context
-                        .pods_at_start
+                        .found
+                        .pods
                         .get(&self.key.experiment)
                         .map(String::as_str),
                 );
@@ -263,7 +264,7 @@ impl AttemptRunner {
                     _ => None,
                 };
                 // Phase clocks count from the real entry, as the trail recorded it.
-                if let Some(entry) = self.context.history_at_start.iter().find(|e| {
+                if let Some(entry) = self.context.found.history.iter().find(|e| {
                     e.attempt == self.key.key && e.to == checkpoint.phase.kind().to_string()
                 }) {
                     checkpoint.entered_at = entry.at.clone();
@@ -281,8 +282,8 @@ impl AttemptRunner {
     #[tracing::instrument(name = "attempt", parent = &self.parent_span, skip(self), fields(engine = %self.context.config.engine_name, experiment = %self.key.experiment, iteration = self.key.iteration))]
     pub async fn run(mut self) -> Result<Option<AttemptEnd>, RunError> {
         let mut checkpoint = self.load_checkpoint()?;
-        if !self.context.checkpoints.contains_key(&self.key.key)
-            && self.context.finished_in_trail.contains(&self.key.key)
+        if !self.context.found.checkpoints.contains_key(&self.key.key)
+            && self.context.found.finished_in_trail.contains(&self.key.key)
         {
             // The checkpoint is gone but the trail says this attempt ended: never run it twice.
             tracing::info!("already finished according to the audit trail");
@@ -390,14 +391,16 @@ impl AttemptRunner {
     fn end_from_trail(&self) -> AttemptEnd {
         let verdict = self
             .context
-            .verdicts_at_start
+            .found
+            .verdicts
             .get(&self.key.experiment)
             .cloned()
             .unwrap_or_else(|| "Unknown".into());
         // When it ended, so that a minimum interval before the next iteration still holds.
         let ended_at_ms = self
             .context
-            .history_at_start
+            .found
+            .history
             .iter()
             .rfind(|e| e.attempt == self.key.key)
             .map(|e| millis(&e.at))
@@ -509,7 +512,7 @@ impl AttemptRunner {
             match self.context.writer.commit(change).await {
                 Ok(()) => {}
                 // Deleted engine: the run is being aborted; the Jobs go by garbage collection.
-                Err(crate::engine_writer::WriteError::EngineGone(name)) => {
+                Err(crate::cluster::engine_writer::WriteError::EngineGone(name)) => {
                     tracing::warn!(engine = %name, "engine gone; status not written");
                 }
                 Err(error) => return Err(error.into()),
@@ -592,8 +595,10 @@ impl AttemptRunner {
         // With an exporter, the experiment's TRACE_PARENT is this attempt's span (its spans
         // become the attempt's children); otherwise the runner's own, unchanged.
         let inherited = self.context.runner_env.trace_parent.as_deref();
-        let trace_parent =
-            crate::telemetry::experiment_trace_parent(&tracing::Span::current(), inherited);
+        let trace_parent = crate::cluster::telemetry::experiment_trace_parent(
+            &tracing::Span::current(),
+            inherited,
+        );
         if trace_parent.as_deref() == inherited {
             merge::merge(&self.context.engine, &experiment, &self.context.runner_env)
         } else {
@@ -629,6 +634,25 @@ impl AttemptRunner {
                 });
             }
         };
+        // The Go runner skips such an experiment with this Warning (`SideCarPatchError`).
+        if self.context.engine.sidecars_enabled()
+            && self.context.engine.spec.components.sidecar.is_empty()
+        {
+            let reason = format!(
+                "the engine's {} annotation enables sidecars but spec.components.sidecar defines none",
+                crate::contract::crd::SIDECAR_ANNOTATION
+            );
+            // Queued: it goes out after the checkpoint of the skip it explains.
+            self.pending_events.push(EventReport {
+                kind: EventType::Warning,
+                reason: "SideCarPatchError".into(),
+                message: format!("Chaos Experiment {} not run: {reason}", self.key.experiment),
+                key: format!("{}/{}/sidecar", self.context.run_id, self.key.key),
+            });
+            return Ok(Input::DependenciesInvalid {
+                reasons: vec![reason],
+            });
+        }
         if let Err(errors) = merge::check_structure(&run) {
             return Ok(Input::DependenciesInvalid {
                 reasons: errors.0.iter().map(ToString::to_string).collect(),
@@ -684,7 +708,7 @@ impl AttemptRunner {
             Ok(run) => run,
             Err(reason) => return Ok(Input::JobCreateFailed { reason }),
         };
-        let job = match crate::job::build_job(&run, job_name, &self.context.engine) {
+        let job = match crate::contract::job::build_job(&run, job_name, &self.context.engine) {
             Ok(mut job) => {
                 // Hardened clusters (OwnerReferencesPermissionEnforcement) refuse
                 // blockOwnerDeletion to a creator that may not update the engine's finalizers;
@@ -724,7 +748,7 @@ impl AttemptRunner {
         let Some(existing) = call_opt(&what, || jobs.get(job_name)).await? else {
             return Err(RunError::Api(ApiError::Timeout {
                 what: format!("create Job {job_name}"),
-                after: crate::api::CALL_DEADLINE,
+                after: crate::cluster::api::CALL_DEADLINE,
             }));
         };
         let owner = existing
@@ -747,35 +771,13 @@ impl AttemptRunner {
 
     /// Waits for the pod to tell something new: running (first time), done, failed, Pending
     /// too long, the user's deadline, or an abort. Every clock is judged on observed state
-    /// ([`crate::monitor`]); a pod running past its expected end gets one Warning and is waited for.
+    /// ([`crate::run::monitor`]); a pod running past its expected end gets one Warning and is waited for.
     async fn watch_pod(&mut self, checkpoint: &Checkpoint, job: &str) -> Result<Input, RunError> {
-        let run = self.experiment_run().await?.ok();
-        let timeouts =
-            run.as_ref()
-                .map(|r| r.status_check_timeouts())
-                .unwrap_or(merge::StatusCheckTimeouts {
-                    delay_seconds: merge::DEFAULT_STATUS_CHECK_DELAY,
-                    timeout_seconds: merge::DEFAULT_STATUS_CHECK_TIMEOUT,
-                });
-        let chaos = run
-            .as_ref()
-            .and_then(|r| r.total_chaos_duration_seconds())
-            .unwrap_or(0);
-        // The Monitor entry: a self-transition (the pod seen running) keeps it, and an attempt
-        // resumed from the audit trail takes it from there.
-        let entered = millis(&checkpoint.entered_at);
-        let user_deadline = self.context.monitor_timeout;
-        let mut clock = MonitorClock::new(MonitorTimers::new(
-            timeouts.timeout_seconds,
-            chaos,
-            entered,
-            user_deadline.map(|d| d.as_millis() as u64),
-        ));
+        let (mut clock, chaos) = self.monitor_clock(checkpoint).await?;
         let known_pod = match &checkpoint.phase {
             states::Phase::Monitor { pod, .. } => pod.clone(),
             _ => None,
         };
-
         let context = self.context.clone();
         let watcher = self.key.key.clone();
         context.monitoring.send_modify(|m| {
@@ -792,39 +794,23 @@ impl AttemptRunner {
             let snapshot = pods.borrow_and_update().clone();
             let view = snapshot.get(job);
             let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
-            match view {
-                Some(v) if v.phase == PodPhase::Done => {
-                    return Ok(Input::PodSucceeded {
-                        pod: v.name.clone(),
-                    });
-                }
-                Some(v) if v.phase == PodPhase::Failed => {
-                    return Ok(Input::PodFailed {
-                        pod: v.name.clone(),
-                        reason: v.reason.clone().unwrap_or_else(|| "pod Failed".into()),
-                    });
-                }
-                Some(v) if v.phase == PodPhase::Running => {
-                    if known_pod.as_deref() != Some(v.name.as_str()) {
-                        return Ok(Input::PodRunning {
-                            pod: v.name.clone(),
-                        });
-                    }
-                    // Tell the poller (if the runner polls) when this pod is expected to end.
-                    let started = v.started_ms.or(v.created_ms).unwrap_or(now_ms);
-                    let expected_end = Some(started + chaos * 1000);
-                    context.monitoring.send_if_modified(|m| {
-                        let slot = m.entry(watcher.clone()).or_default();
-                        let changed = *slot != expected_end;
-                        *slot = expected_end;
-                        changed
-                    });
-                }
-                _ => {}
+            if let Some(news) = pod_news(view, known_pod.as_deref()) {
+                return Ok(news);
+            }
+            if let Some(pod) = view.filter(|v| v.phase == PodPhase::Running) {
+                // Tell the poller (if the runner polls) when this pod is expected to end.
+                let started = pod.started_ms.or(pod.created_ms).unwrap_or(now_ms);
+                let expected_end = Some(started + chaos * 1000);
+                context.monitoring.send_if_modified(|m| {
+                    let slot = m.entry(watcher.clone()).or_default();
+                    let changed = *slot != expected_end;
+                    *slot = expected_end;
+                    changed
+                });
             }
             let until_ms = match clock.judge(snapshot.synced, view, now_ms) {
                 Judgement::DeadlinePassed => {
-                    let seconds = user_deadline.unwrap_or_default().as_secs();
+                    let seconds = self.context.monitor_timeout.unwrap_or_default().as_secs();
                     return Ok(Input::DeadlinePassed {
                         what: format!("the Monitor deadline ({seconds}s)"),
                     });
@@ -841,10 +827,38 @@ impl AttemptRunner {
                 changed = pods.changed() => if changed.is_err() {
                     return Err(RunError::Engine { name: self.context.config.engine_name.clone(), message: "pod observer stopped".into() });
                 },
-                _ = crate::driver::sleep_opt(wait) => {}
+                _ = crate::run::context::sleep_opt(wait) => {}
                 _ = abort.changed() => {}
             }
         }
+    }
+
+    /// Monitor's clocks for this attempt, and its `TOTAL_CHAOS_DURATION` (seconds). The Monitor
+    /// entry they count from survives a self-transition (the pod seen running) and, for an
+    /// attempt resumed from the audit trail, comes from there.
+    async fn monitor_clock(
+        &mut self,
+        checkpoint: &Checkpoint,
+    ) -> Result<(MonitorClock, u64), RunError> {
+        let run = self.experiment_run().await?.ok();
+        let timeouts =
+            run.as_ref()
+                .map(|r| r.status_check_timeouts())
+                .unwrap_or(merge::StatusCheckTimeouts {
+                    delay_seconds: merge::DEFAULT_STATUS_CHECK_DELAY,
+                    timeout_seconds: merge::DEFAULT_STATUS_CHECK_TIMEOUT,
+                });
+        let chaos = run
+            .as_ref()
+            .and_then(|r| r.total_chaos_duration_seconds())
+            .unwrap_or(0);
+        let timers = MonitorTimers::new(
+            timeouts.timeout_seconds,
+            chaos,
+            millis(&checkpoint.entered_at),
+            self.context.monitor_timeout.map(|d| d.as_millis() as u64),
+        );
+        Ok((MonitorClock::new(timers), chaos))
     }
 
     /// One Warning for a pod that runs past its expected end; the attempt goes on waiting.
@@ -946,9 +960,29 @@ async fn suspended(suspend: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// What the pod tells that moves the attempt on: it ended (done or failed), or it runs and no
+/// pod is recorded yet. (A running pod other than the recorded one is not news: reporting it
+/// would be ignored by the engine and the same watch issued again at once, a spin.)
+fn pod_news(view: Option<&PodView>, known_pod: Option<&str>) -> Option<Input> {
+    let view = view?;
+    match view.phase {
+        PodPhase::Done => Some(Input::PodSucceeded {
+            pod: view.name.clone(),
+        }),
+        PodPhase::Failed => Some(Input::PodFailed {
+            pod: view.name.clone(),
+            reason: view.reason.clone().unwrap_or_else(|| "pod Failed".into()),
+        }),
+        PodPhase::Running if known_pod.is_none() => Some(Input::PodRunning {
+            pod: view.name.clone(),
+        }),
+        PodPhase::Running | PodPhase::Pending => None,
+    }
+}
+
 /// Takes the attempt off the poller's list when its watch ends, however it ends.
 struct MonitorGuard<'a>(
-    &'a tokio::sync::watch::Sender<crate::observe::Monitored>,
+    &'a tokio::sync::watch::Sender<crate::cluster::observe::Monitored>,
     String,
 );
 
@@ -995,6 +1029,43 @@ mod tests {
                 at: "t".into(),
             })
             .collect()
+    }
+
+    fn view(phase: PodPhase, name: &str) -> PodView {
+        PodView {
+            name: name.into(),
+            job: "a-x1".into(),
+            phase,
+            reason: None,
+            deleting: false,
+            created_ms: Some(0),
+            started_ms: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_running_pod_is_news_only_until_one_is_recorded() {
+        let running = view(PodPhase::Running, "a-x1-p1");
+        assert_eq!(
+            pod_news(Some(&running), None),
+            Some(Input::PodRunning {
+                pod: "a-x1-p1".into()
+            })
+        );
+        assert_eq!(pod_news(Some(&running), Some("a-x1-p1")), None);
+        // Another running pod than the recorded one: not news (the engine would ignore it and
+        // the same watch would be issued again at once).
+        assert_eq!(pod_news(Some(&running), Some("a-x1-p0")), None);
+        assert_eq!(pod_news(Some(&view(PodPhase::Pending, "p")), None), None);
+        assert_eq!(pod_news(None, None), None);
+        assert!(matches!(
+            pod_news(Some(&view(PodPhase::Done, "p")), Some("p")),
+            Some(Input::PodSucceeded { .. })
+        ));
+        assert!(matches!(
+            pod_news(Some(&view(PodPhase::Failed, "p")), None),
+            Some(Input::PodFailed { .. })
+        ));
     }
 
     #[test]

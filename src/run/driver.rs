@@ -11,392 +11,98 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::access::{self, Access};
-use crate::api::{ApiError, call_opt};
-use crate::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
-use crate::config::RunnerConfig;
-use crate::crd::ChaosEngine;
-use crate::engine_writer::{EngineWriter, ExperimentEntry, StatusChange, WriteError};
-use crate::events::{EngineRef, EventReport, EventSink, EventType, fnv1a64};
-use crate::merge::RunnerEnv;
-use crate::observe::{self, EngineSignal, PodMap};
-use crate::plan::{self, Plan};
-use crate::record::{AuditTrail, RecordError, RunRecord};
-use crate::schedule::{self, ItemState};
+use crate::cluster::api::call_opt;
+use crate::cluster::engine_writer::{EngineWriter, ExperimentEntry, StatusChange};
+use crate::cluster::events::{EngineRef, EventReport, EventSink, EventType};
+use crate::cluster::observe::{self, EngineSignal, PodMap};
+use crate::cluster::{access, exporter};
+use crate::contract::config::RunnerConfig;
+use crate::contract::crd::ChaosEngine;
+use crate::contract::hash::fnv1a64;
+use crate::contract::merge::RunnerEnv;
+use crate::contract::plan::{self, Plan};
+use crate::contract::record::{AuditTrail, RunRecord};
+use crate::contract::schedule::{self, ItemState};
+use crate::run::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
+use crate::run::context::{FoundAtStart, RunContext, RunEnd, RunError, RunOptions, now};
 
-/// Why a run stopped before every experiment reached an outcome; each is worth a restart.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("{0}")]
-    Api(#[from] ApiError),
-    #[error("{0}")]
-    Write(#[from] WriteError),
-    #[error("{0}")]
-    Record(#[from] RecordError),
-    #[error("ChaosEngine {name}: cannot read it: {message}")]
-    Engine { name: String, message: String },
-}
-
-/// How a run ended, for the exit code and the final log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunEnd {
-    /// Every attempt reached an outcome (verdicts, skips and aborts included).
-    Finished { outcomes: Vec<(String, String)> },
-    /// The engine does not exist (or went away): nothing to report to.
-    EngineGone,
-    /// The plan annotations are invalid: reported, nothing was created.
-    PlanRejected(String),
-    /// The engine (spec or stored record) cannot be read: reported, nothing was touched.
-    Unrunnable(String),
-    /// The runner was terminated (SIGTERM) while the engine is active: every attempt's
-    /// checkpoint is written and its Job left running for the next runner to resume.
-    Suspended,
-}
-
-/// Everything an attempt needs that is shared by the run.
-pub struct RunContext {
-    pub client: kube::Client,
-    pub config: RunnerConfig,
-    pub runner_env: RunnerEnv,
-    /// The engine as read at start (spec and metadata do not change during a run).
-    pub engine: ChaosEngine,
-    pub engine_uid: String,
-    pub run_id: String,
-    pub access: Access,
-    pub writer: EngineWriter,
-    pub events: crate::events::EventQueue,
-    pub pods: watch::Receiver<PodMap>,
-    /// How many attempts are in Monitor: the pod poller only polls while it is above 0.
-    pub monitoring: watch::Sender<crate::observe::Monitored>,
-    /// Set once the run must abort, with the reason.
-    pub abort: watch::Receiver<Option<String>>,
-    /// Set once the runner is being terminated without an abort: attempts checkpoint and stop.
-    pub suspend: watch::Receiver<bool>,
-    /// Overrides the Monitor deadline derived from the experiment.
-    pub monitor_timeout: Option<Duration>,
-    /// `status.chaosRunner.attempts` as found at start, by attempt key.
-    pub checkpoints: BTreeMap<String, serde_json::Value>,
-    /// Attempt keys that reached a terminal phase according to the audit trail.
-    pub finished_in_trail: Vec<String>,
-    /// `status.experiments[].verdict` by experiment name, as found at start.
-    pub verdicts_at_start: BTreeMap<String, String>,
-    /// `status.experiments[].experimentPod` by experiment name, as found at start.
-    pub pods_at_start: BTreeMap<String, String>,
-    /// The audit trail as found at start, for attempts whose checkpoint is gone.
-    pub history_at_start: Vec<crate::record::AuditEntry>,
-    pub cleanup: chaos_runner_states::CleanupPolicy,
-}
-
-/// Options from the command line.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    pub monitor_timeout: Option<Duration>,
-}
-
-pub fn engine_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("litmuschaos.io", "v1alpha1", "ChaosEngine"),
-        "chaosengines",
-    )
-}
-
-pub fn now() -> String {
-    Timestamp::now().to_string()
-}
-
-/// Runs the engine named by `config` to the end.
+/// Runs the engine named by `config` to the end: read the engine and what it stores, decide the
+/// plan, start the observers and the stop watch, then run the plan's attempts.
 pub async fn run(
     client: kube::Client,
     config: RunnerConfig,
     options: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunEnd, RunError> {
-    let namespace = config.namespace.clone();
-    let engines: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &namespace, &engine_resource());
-    let access = access::probe(&client, &namespace).await;
-    tracing::info!(
-        mode = if access.watches() { "watch" } else { "poll" },
-        "{}",
-        access.describe()
-    );
-
-    let what = format!("get ChaosEngine {}", config.engine_name);
-    let Some(raw_engine) = call_opt(&what, || engines.get(&config.engine_name)).await? else {
-        tracing::error!(engine = %config.engine_name, namespace = %namespace, "ChaosEngine not found: nothing to run");
-        return Ok(RunEnd::EngineGone);
+    let opened = match open_engine(&client, &config).await? {
+        Ok(opened) => opened,
+        Err(end) => return Ok(end),
     };
+    let OpenedEngine {
+        engines,
+        access,
+        raw_engine,
+        engine,
+        events,
+        mut record,
+        resumed,
+    } = opened;
     let engine_uid = raw_engine.metadata.uid.clone().unwrap_or_default();
-    let events = EventSink::new(
-        client.clone(),
-        EngineRef {
-            name: config.engine_name.clone(),
-            namespace: namespace.clone(),
-            uid: engine_uid.clone(),
-        },
-        access.patch_events,
-    );
-    // An engine this runner cannot read will not read better after a restart: report it where
-    // users look and end (exit 0) rather than crash-loop.
-    let engine: ChaosEngine = match serde_json::to_value(&raw_engine)
-        .and_then(serde_json::from_value)
-    {
-        Ok(engine) => engine,
-        Err(error) => {
-            let message = format!("the ChaosEngine spec cannot be read: {error}");
-            return report_unrunnable(&events, &engines, &config, "EngineInvalid", message).await;
-        }
-    };
-
-    // The run's record: resume it, or start a new one.
-    let status = raw_engine.data.get("status");
-    let found = match RunRecord::from_status(status) {
-        Ok(found) => found,
-        Err(error) => {
-            // Left as it is: a newer runner's record must not be overwritten by an older one.
-            let message = error.to_string();
-            return report_unrunnable(&events, &engines, &config, "CheckpointUnreadable", message)
-                .await;
-        }
-    };
-    let trail = AuditTrail::from_annotations(raw_engine.metadata.annotations.as_ref());
-    let has_entries = status
-        .and_then(|s| s.get("experiments"))
-        .and_then(|e| e.as_array())
-        .is_some_and(|e| !e.is_empty());
-    let started = now();
-    let resumed = found.is_some() || (trail.is_some() && has_entries);
-    let record = match (found, trail) {
-        (Some(record), _) => {
-            tracing::info!(run = %record.run_id, "resuming from the checkpoint in the engine status");
-            record
-        }
-        // The checkpoint is gone but the run's entries are there: resume from the audit trail
-        // and the cluster (a re-run after the operator cleared the status has no entries).
-        (None, Some(trail)) if has_entries => {
-            tracing::info!(run = %trail.run_id, "no checkpoint: resuming from the audit trail and the cluster");
-            let mut record = RunRecord::new(trail.run_id, started.clone());
-            record.record(trail.history);
-            record
-        }
-        _ => {
-            let run_id = format!(
-                "{:08x}",
-                fnv1a64(&[&engine_uid, &started, &std::process::id().to_string()]) as u32
-            );
-            tracing::info!(run = %run_id, "starting a new run");
-            RunRecord::new(run_id, started.clone())
-        }
-    };
-    let run_id = record.run_id.clone();
-
-    // The plan, decided before anything runs; recorded with the first write.
     let annotations = raw_engine.metadata.annotations.clone().unwrap_or_default();
-    let plan: Plan = match record
-        .plan
-        .clone()
-        .and_then(|p| serde_json::from_value(p).ok())
-    {
-        Some(plan) => plan,
-        None => {
-            let seed = fnv1a64(&[&run_id, &engine_uid]);
-            match plan::resolve(&config.experiments, &annotations, seed) {
-                Ok(plan) => plan,
-                Err(error) => {
-                    return reject_plan(
-                        &events,
-                        &engines,
-                        raw_engine,
-                        record,
-                        &config,
-                        &error.to_string(),
-                    )
-                    .await;
-                }
-            }
+    let plan = match decided_plan(&record, &config, &annotations, &engine_uid) {
+        Ok(plan) => plan,
+        Err(message) => {
+            return reject_plan(&events, &engines, raw_engine, record, &config, &message).await;
         }
     };
-
     // The plan goes out with the first checkpoint: if the runner stops before that, it is
     // derived again, identically, from the annotations and the run id.
-    let mut record = record;
     record.plan = serde_json::to_value(&plan).ok();
-    let checkpoints = record.attempts.clone();
-    let entry_field = |field: &str| -> BTreeMap<String, String> {
-        status
-            .and_then(|s| s.get("experiments"))
-            .and_then(|e| e.as_array())
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter_map(|e| {
-                        Some((
-                            e.get("name")?.as_str()?.to_string(),
-                            e.get(field)?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let verdicts_at_start = entry_field("verdict");
-    let pods_at_start = entry_field("experimentPod");
-    let history_at_start = record.history.clone();
-    let cleanup = if engine
-        .spec
-        .job_clean_up_policy
-        .as_ref()
-        .is_some_and(|p| p.deletes())
-    {
-        chaos_runner_states::CleanupPolicy::Delete
-    } else {
-        chaos_runner_states::CleanupPolicy::Retain
-    };
-    // A policy outside the enum keeps the Jobs (the contract: only the exact `delete`
-    // deletes); say so where users look, rather than retaining silently.
-    if let Some(crate::crd::JobCleanUpPolicy::Other(value)) = &engine.spec.job_clean_up_policy {
-        let report = EventReport {
-            kind: EventType::Warning,
-            reason: "JobCleanUpPolicyUnknown".into(),
-            message: format!(
-                "spec.jobCleanUpPolicy {value:?} is neither \"delete\" nor \"retain\": experiment Jobs will be retained"
-            ),
-            key: format!("{}/policy/{value}", record.run_id),
-        };
-        tracing::warn!(policy = %value, "{}", report.message);
-        if let Err(error) = events.emit(&report).await {
-            tracing::warn!(%error, "could not emit the policy warning");
-        }
-    }
-    if !config.repeated_experiments.is_empty() {
-        let names = config.repeated_experiments.join(", ");
-        let report = EventReport {
-            kind: EventType::Warning,
-            reason: "EnvParseError".into(),
-            message: format!(
-                "EXPERIMENT_LIST names {names} more than once: each runs once (an experiment has one status entry)"
-            ),
-            key: format!("{}/repeated/{names}", record.run_id),
-        };
-        tracing::warn!(%names, "{}", report.message);
-        if let Err(error) = events.emit(&report).await {
-            tracing::warn!(%error, "could not emit the repeated-experiment warning");
-        }
-    }
-    let finished_in_trail = crate::attempt::finished_attempts(&record.history);
-    // Every experiment of the plan is listed from the run's first write, as the Go runner
-    // does: the operator's abort rewrites the entries it finds (`Waiting for Job Creation`,
-    // `Running`) and replaces the whole array, so an experiment not listed yet would be lost.
-    let none_yet = BTreeMap::new();
-    let waiting = waiting_entries(
-        &plan,
-        &config.engine_name,
-        if resumed {
-            &verdicts_at_start
-        } else {
-            &none_yet
-        },
-    );
+    let found = FoundAtStart::read(&record, raw_engine.data.get("status"));
+    warn_about_settings(&events, &engine, &config, &record.run_id).await;
+
+    let run_id = record.run_id.clone();
+    let waiting = waiting_entries(&plan, &config.engine_name, resumed, &found.verdicts);
     let (writer, engine_copies, _stats) =
         EngineWriter::spawn(engines.clone(), raw_engine.clone(), record, waiting);
 
-    // Observers: the engine (stop / deletion) and the experiment pods.
-    let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut background = JoinSet::new();
-    if access.watch_engine {
-        background.spawn(observe::watch_engine(
-            engines.clone(),
-            config.engine_name.clone(),
-            raw_engine
-                .metadata
-                .resource_version
-                .clone()
-                .unwrap_or_default(),
-            engine_tx.clone(),
-        ));
-    } else {
-        background.spawn(observe::poll_engine(
-            engines.clone(),
-            config.engine_name.clone(),
-            engine_tx.clone(),
-            observe::POD_POLL_INTERVAL * observe::ENGINE_POLL_EVERY,
-        ));
-    }
-    {
-        // The writer's answers are fresh copies of the engine too.
-        let mut copies = engine_copies.clone();
-        let tx = engine_tx.clone();
-        background.spawn(async move {
-            while copies.changed().await.is_ok() {
-                let copy = copies.borrow_and_update().clone();
-                if tx.send(copy).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let (pods_tx, pods_rx) = watch::channel(PodMap::default());
-    let (monitoring, monitoring_rx) = watch::channel(crate::observe::Monitored::new());
-    if access.watch_pods {
-        background.spawn(observe::watch_pods(pod_api, engine_uid.clone(), pods_tx));
-    } else {
-        background.spawn(observe::poll_pods(
-            pod_api,
-            engine_uid.clone(),
-            pods_tx,
-            monitoring_rx,
-        ));
-    }
+    let engine_rx = observe_engine(
+        &mut background,
+        &engines,
+        &config.engine_name,
+        &raw_engine,
+        access,
+        engine_copies,
+    );
+    let (pods_rx, monitoring) =
+        observe_pods(&mut background, &client, &config, &engine_uid, access);
+    let stop = StopWatch::new(&engines, &config, &engine);
+    let (abort_rx, suspend_rx) = (stop.abort.subscribe(), stop.suspend.subscribe());
+    let first_signal = EngineSignal::of(Some(&raw_engine));
+    background.spawn(watch_for_stop(stop, first_signal, engine_rx, shutdown));
 
-    // Abort: engineState stop, engine deletion. SIGTERM alone is a drain, an eviction or a
-    // deleted pod: the run is suspended (checkpoint, Jobs left running, non-zero exit) and the
-    // operator's next runner pod resumes it.
-    let (abort_tx, abort_rx) = watch::channel(None::<String>);
-    let (suspend_tx, suspend_rx) = watch::channel(false);
-    let grace = termination_grace(&engine);
-    background.spawn(watch_for_stop(
-        StopWatch {
-            engines: engines.clone(),
-            engine_name: config.engine_name.clone(),
-            grace,
-            abort: abort_tx,
-            suspend: suspend_tx,
-        },
-        EngineSignal::of(Some(&raw_engine)),
-        engine_rx,
-        shutdown,
-    ));
-
-    // Monitoring exporter, when asked for.
-    if let Some(settings) =
-        crate::exporter::requested(raw_engine.data.get("spec"), &annotations, &namespace)
-    {
-        ensure_exporter(
-            &client,
-            &events,
-            &engine,
-            &settings,
-            &run_id,
-            access.block_owner_deletion,
-        )
-        .await;
+    let spec = raw_engine.data.get("spec");
+    if let Some(settings) = exporter::requested(spec, &annotations, &config.namespace) {
+        let block = access.block_owner_deletion;
+        ensure_exporter(&client, &events, &engine, &settings, &run_id, block).await;
     }
 
     let context = Arc::new(RunContext {
         client,
         runner_env: RunnerEnv::from_config(&config),
         config,
+        cleanup: cleanup_policy(&engine),
         engine,
         engine_uid,
         run_id,
         access,
-        writer: writer.clone(),
-        events: crate::events::EventQueue::spawn(Arc::new(events)),
+        writer,
+        events: crate::cluster::events::EventQueue::spawn(Arc::new(events)),
         pods: pods_rx,
         monitoring,
         abort: abort_rx,
@@ -404,12 +110,7 @@ pub async fn run(
         monitor_timeout: options
             .monitor_timeout
             .or_else(|| monitor_timeout_annotation(&annotations)),
-        checkpoints,
-        finished_in_trail,
-        verdicts_at_start,
-        pods_at_start,
-        history_at_start,
-        cleanup,
+        found,
     });
     let outcome = execute_plan(&context, &plan).await;
     // Every event queued so far goes out before the runner exits.
@@ -418,11 +119,252 @@ pub async fn run(
     outcome
 }
 
+/// The engine as the run starts from it: read, decoded, with the record it stores.
+struct OpenedEngine {
+    engines: Api<DynamicObject>,
+    access: access::Access,
+    raw_engine: DynamicObject,
+    engine: ChaosEngine,
+    events: EventSink,
+    record: RunRecord,
+    /// True when the record was found (checkpoint or trail), false for a new run.
+    resumed: bool,
+}
+
+/// Asks what the runner may do, reads the engine and decodes it with its stored record.
+/// `Err(end)`: nothing to run (the engine is gone, or reported as unreadable).
+async fn open_engine(
+    client: &kube::Client,
+    config: &RunnerConfig,
+) -> Result<Result<OpenedEngine, RunEnd>, RunError> {
+    let namespace = &config.namespace;
+    let engines: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &crate::contract::crd::engine_resource(),
+    );
+    let access = access::probe(client, namespace).await;
+    let mode = if access.watches() { "watch" } else { "poll" };
+    tracing::info!(mode, "{}", access.describe());
+
+    let what = format!("get ChaosEngine {}", config.engine_name);
+    let Some(raw_engine) = call_opt(&what, || engines.get(&config.engine_name)).await? else {
+        tracing::error!(engine = %config.engine_name, %namespace, "ChaosEngine not found: nothing to run");
+        return Ok(Err(RunEnd::EngineGone));
+    };
+    let engine_uid = raw_engine.metadata.uid.clone().unwrap_or_default();
+    let engine_ref = EngineRef {
+        name: config.engine_name.clone(),
+        namespace: namespace.clone(),
+        uid: engine_uid.clone(),
+    };
+    let events = EventSink::new(client.clone(), engine_ref, access.patch_events);
+    // An engine this runner cannot read will not read better after a restart: report it where
+    // users look and end (exit 0) rather than crash-loop.
+    let engine: ChaosEngine =
+        match serde_json::to_value(&raw_engine).and_then(serde_json::from_value) {
+            Ok(engine) => engine,
+            Err(error) => {
+                let message = format!("the ChaosEngine spec cannot be read: {error}");
+                let end = report_unrunnable(&events, &engines, config, "EngineInvalid", message);
+                return end.await.map(Err);
+            }
+        };
+    let found = match RunRecord::from_status(raw_engine.data.get("status")) {
+        Ok(found) => found,
+        Err(error) => {
+            // Left as it is: a newer runner's record must not be overwritten by an older one.
+            let message = error.to_string();
+            let reason = "CheckpointUnreadable";
+            let end = report_unrunnable(&events, &engines, config, reason, message);
+            return end.await.map(Err);
+        }
+    };
+    let (record, resumed) = open_record(found, &raw_engine, &engine_uid);
+    Ok(Ok(OpenedEngine {
+        engines,
+        access,
+        raw_engine,
+        engine,
+        events,
+        record,
+        resumed,
+    }))
+}
+
+/// The run's record: the stored one; else, when the checkpoint is gone but the run's entries
+/// and trail are there, one rebuilt from the trail (the cluster tells the rest); else a new
+/// run (a re-run after the operator cleared the status has no entries). True when resumed.
+fn open_record(
+    found: Option<RunRecord>,
+    raw_engine: &DynamicObject,
+    engine_uid: &str,
+) -> (RunRecord, bool) {
+    let trail = AuditTrail::from_annotations(raw_engine.metadata.annotations.as_ref());
+    let has_entries = raw_engine
+        .data
+        .get("status")
+        .and_then(|s| s.get("experiments"))
+        .and_then(|e| e.as_array())
+        .is_some_and(|e| !e.is_empty());
+    let started = now();
+    match (found, trail) {
+        (Some(record), _) => {
+            tracing::info!(run = %record.run_id, "resuming from the checkpoint in the engine status");
+            (record, true)
+        }
+        (None, Some(trail)) if has_entries => {
+            tracing::info!(run = %trail.run_id, "no checkpoint: resuming from the audit trail and the cluster");
+            let mut record = RunRecord::new(trail.run_id, started);
+            record.record(trail.history);
+            (record, true)
+        }
+        _ => {
+            let pid = std::process::id().to_string();
+            let run_id = format!("{:08x}", fnv1a64(&[engine_uid, &started, &pid]) as u32);
+            tracing::info!(run = %run_id, "starting a new run");
+            (RunRecord::new(run_id, started), false)
+        }
+    }
+}
+
+/// The plan: the one recorded with the run, or resolved from the annotations with a seed from
+/// the run id (so a restart before the first write resolves the same one).
+fn decided_plan(
+    record: &RunRecord,
+    config: &RunnerConfig,
+    annotations: &BTreeMap<String, String>,
+    engine_uid: &str,
+) -> Result<Plan, String> {
+    if let Some(plan) = record
+        .plan
+        .clone()
+        .and_then(|p| serde_json::from_value(p).ok())
+    {
+        return Ok(plan);
+    }
+    let seed = fnv1a64(&[&record.run_id, engine_uid]);
+    plan::resolve(&config.experiments, annotations, seed).map_err(|error| error.to_string())
+}
+
+/// Only the exact `delete` deletes (contract).
+fn cleanup_policy(engine: &ChaosEngine) -> chaos_runner_states::CleanupPolicy {
+    let policy = engine.spec.job_clean_up_policy.as_ref();
+    if policy.is_some_and(|p| p.deletes()) {
+        chaos_runner_states::CleanupPolicy::Delete
+    } else {
+        chaos_runner_states::CleanupPolicy::Retain
+    }
+}
+
+/// Warnings about settings the run goes on with: a cleanup policy outside the enum (the Jobs
+/// are retained, as the contract says) and experiments named more than once (run once).
+async fn warn_about_settings(
+    events: &EventSink,
+    engine: &ChaosEngine,
+    config: &RunnerConfig,
+    run_id: &str,
+) {
+    let mut reports = Vec::new();
+    if let Some(crate::contract::crd::JobCleanUpPolicy::Other(value)) =
+        &engine.spec.job_clean_up_policy
+    {
+        reports.push(EventReport {
+            kind: EventType::Warning,
+            reason: "JobCleanUpPolicyUnknown".into(),
+            message: format!(
+                "spec.jobCleanUpPolicy {value:?} is neither \"delete\" nor \"retain\": experiment Jobs will be retained"
+            ),
+            key: format!("{run_id}/policy/{value}"),
+        });
+    }
+    if !config.repeated_experiments.is_empty() {
+        let names = config.repeated_experiments.join(", ");
+        reports.push(EventReport {
+            kind: EventType::Warning,
+            reason: "EnvParseError".into(),
+            message: format!(
+                "EXPERIMENT_LIST names {names} more than once: each runs once (an experiment has one status entry)"
+            ),
+            key: format!("{run_id}/repeated/{names}"),
+        });
+    }
+    for report in reports {
+        tracing::warn!(reason = %report.reason, "{}", report.message);
+        if let Err(error) = events.emit(&report).await {
+            tracing::warn!(%error, reason = %report.reason, "could not emit the warning");
+        }
+    }
+}
+
+/// Follows the engine (for stop and deletion): by watch or by polling, plus every copy the
+/// writer's answers bring. Returns the channel of copies, in order.
+fn observe_engine(
+    background: &mut JoinSet<()>,
+    engines: &Api<DynamicObject>,
+    engine_name: &str,
+    raw_engine: &DynamicObject,
+    access: access::Access,
+    mut writer_copies: watch::Receiver<Option<DynamicObject>>,
+) -> tokio::sync::mpsc::UnboundedReceiver<Option<DynamicObject>> {
+    let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
+    if access.watch_engine {
+        let version = raw_engine.metadata.resource_version.clone();
+        background.spawn(observe::watch_engine(
+            engines.clone(),
+            engine_name.to_string(),
+            version.unwrap_or_default(),
+            engine_tx.clone(),
+        ));
+    } else {
+        background.spawn(observe::poll_engine(
+            engines.clone(),
+            engine_name.to_string(),
+            engine_tx.clone(),
+            observe::POD_POLL_INTERVAL * observe::ENGINE_POLL_EVERY,
+        ));
+    }
+    background.spawn(async move {
+        while writer_copies.changed().await.is_ok() {
+            let copy = writer_copies.borrow_and_update().clone();
+            if engine_tx.send(copy).is_err() {
+                return;
+            }
+        }
+    });
+    engine_rx
+}
+
+/// Follows the experiment pods: by watch, or by polling while some attempt is in Monitor.
+fn observe_pods(
+    background: &mut JoinSet<()>,
+    client: &kube::Client,
+    config: &RunnerConfig,
+    engine_uid: &str,
+    access: access::Access,
+) -> (watch::Receiver<PodMap>, watch::Sender<observe::Monitored>) {
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &config.namespace);
+    let (pods_tx, pods_rx) = watch::channel(PodMap::default());
+    let (monitoring, monitoring_rx) = watch::channel(observe::Monitored::new());
+    let uid = engine_uid.to_string();
+    if access.watch_pods {
+        background.spawn(observe::watch_pods(pod_api, uid, pods_tx));
+    } else {
+        background.spawn(observe::poll_pods(pod_api, uid, pods_tx, monitoring_rx));
+    }
+    (pods_rx, monitoring)
+}
+
 /// The Go runner's entry for an experiment not launched yet, for every experiment of the plan
-/// that has no entry (`existing`: the entries of a resumed run).
+/// that has no entry yet (`existing`: the entries found at start, kept when `resumed`).
+///
+/// Every experiment is listed from the run's first write, as the Go runner does: the
+/// operator's abort rewrites the entries it finds (`Waiting for Job Creation`, `Running`) and
+/// replaces the whole array, so an experiment not listed yet would be lost.
 fn waiting_entries(
     plan: &Plan,
     engine_name: &str,
+    resumed: bool,
     existing: &BTreeMap<String, String>,
 ) -> Vec<ExperimentEntry> {
     let at = now();
@@ -430,7 +372,7 @@ fn waiting_entries(
     names.dedup();
     names
         .into_iter()
-        .filter(|name| !existing.contains_key(*name))
+        .filter(|name| !resumed || !existing.contains_key(*name))
         .map(|name| ExperimentEntry {
             name: name.to_string(),
             runner: format!("{engine_name}-runner"),
@@ -472,6 +414,21 @@ struct StopWatch {
     suspend: watch::Sender<bool>,
 }
 
+impl StopWatch {
+    /// Abort: engineState stop, engine deletion. SIGTERM alone is a drain, an eviction or a
+    /// deleted pod: the run is suspended (checkpoint, Jobs left running, non-zero exit) and the
+    /// operator's next runner pod resumes it.
+    fn new(engines: &Api<DynamicObject>, config: &RunnerConfig, engine: &ChaosEngine) -> StopWatch {
+        StopWatch {
+            engines: engines.clone(),
+            engine_name: config.engine_name.clone(),
+            grace: termination_grace(engine),
+            abort: watch::channel(None).0,
+            suspend: watch::channel(false).0,
+        }
+    }
+}
+
 /// Decides abort or suspension from every engine copy (in order, so a stale copy arriving late
 /// cannot hide a stop) and from SIGTERM. A SIGTERM is an abort only when the engine says so:
 /// it is read once more then, since the operator's stop and its SIGTERM race each other.
@@ -491,12 +448,16 @@ async fn watch_for_stop(
         if let Some(reason) = reason {
             tracing::warn!(reason, "aborting the run");
             // The operator deletes the runner pod right after: the abort runs in its grace.
-            crate::api::finish_calls_by(tokio::time::Instant::now() + call_budget(stop.grace));
+            crate::cluster::api::finish_calls_by(
+                tokio::time::Instant::now() + call_budget(stop.grace),
+            );
             stop.abort.send_replace(Some(reason.to_string()));
             return;
         }
         if !suspended && *shutdown.borrow_and_update() {
-            crate::api::finish_calls_by(tokio::time::Instant::now() + call_budget(stop.grace));
+            crate::cluster::api::finish_calls_by(
+                tokio::time::Instant::now() + call_budget(stop.grace),
+            );
             let what = format!("get ChaosEngine {}", stop.engine_name);
             let fresh = tokio::time::timeout(
                 SIGTERM_ENGINE_READ,
@@ -549,7 +510,8 @@ async fn report_unrunnable(
     if let Err(error) = events.emit(&report).await {
         tracing::warn!(%error, "could not emit the event");
     }
-    let patch = serde_json::json!({"status": {crate::record::STATUS_KEY: {"failure": message}}});
+    let patch =
+        serde_json::json!({"status": {crate::contract::record::STATUS_KEY: {"failure": message}}});
     let what = format!("patch ChaosEngine {}", config.engine_name);
     let params = kube::api::PatchParams::default();
     let patch = kube::api::Patch::Merge(&patch);
@@ -634,14 +596,17 @@ async fn refuse(
 pub async fn report_bad_env(
     client: &kube::Client,
     env: &BTreeMap<String, String>,
-    error: &crate::config::ConfigError,
+    error: &crate::contract::config::ConfigError,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
     let (Some(name), Some(namespace)) = (env.get("CHAOSENGINE"), env.get("CHAOS_NAMESPACE")) else {
-        return ExitCode::from(crate::cli::EXIT_BAD_INPUT);
+        return ExitCode::from(crate::run::context::EXIT_BAD_INPUT);
     };
-    let engines: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &engine_resource());
+    let engines: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &crate::contract::crd::engine_resource(),
+    );
     let what = format!("get ChaosEngine {name}");
     let raw_engine = match call_opt(&what, || engines.get(name)).await {
         Ok(Some(engine)) => engine,
@@ -651,7 +616,7 @@ pub async fn report_bad_env(
         }
         Err(error) => {
             tracing::error!(%error, "cannot read the ChaosEngine");
-            return ExitCode::from(crate::cli::EXIT_RETRY);
+            return ExitCode::from(crate::run::context::EXIT_RETRY);
         }
     };
     let events = EventSink::new(
@@ -696,7 +661,7 @@ pub async fn report_bad_env(
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "could not report the env error");
-            ExitCode::from(crate::cli::EXIT_RETRY)
+            ExitCode::from(crate::run::context::EXIT_RETRY)
         }
     }
 }
@@ -749,19 +714,19 @@ async fn ensure_exporter(
     client: &kube::Client,
     events: &EventSink,
     engine: &ChaosEngine,
-    settings: &crate::exporter::ExporterSettings,
+    settings: &exporter::ExporterSettings,
     run_id: &str,
     block_owner_deletion: bool,
 ) {
     let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: crate::crd::API_VERSION.to_string(),
+        api_version: crate::contract::crd::API_VERSION.to_string(),
         kind: "ChaosEngine".to_string(),
         name: engine.metadata.name.clone().unwrap_or_default(),
         uid: engine.metadata.uid.clone().unwrap_or_default(),
         controller: Some(true),
         block_owner_deletion: Some(true).filter(|_| block_owner_deletion),
     };
-    let report = match crate::exporter::ensure(client, settings, &owner).await {
+    let report = match exporter::ensure(client, settings, &owner).await {
         Ok((deployment, service)) => EventReport {
             kind: EventType::Normal,
             reason: "ChaosExporterReady".into(),
@@ -787,98 +752,136 @@ async fn ensure_exporter(
 
 /// Starts attempts as the scheduler allows until every item of the plan is terminal.
 async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, RunError> {
-    let mut states: BTreeMap<String, ItemState> = BTreeMap::new();
-    let mut outcomes: BTreeMap<String, String> = BTreeMap::new();
-    let mut running: JoinSet<(String, Result<Option<AttemptEnd>, RunError>)> = JoinSet::new();
+    let mut run = PlanRun::default();
     let mut abort = context.abort.clone();
     let mut suspend = context.suspend.clone();
     loop {
         let aborting = abort.borrow_and_update().clone();
         if *suspend.borrow_and_update() && aborting.is_none() {
             // Nothing new starts; the running attempts checkpoint and return.
-            while let Some(joined) = running.join_next().await {
-                let (key, result) = joined.map_err(|e| RunError::Engine {
-                    name: context.config.engine_name.clone(),
-                    message: format!("an experiment task failed: {e}"),
-                })?;
-                if let Some(end) = result? {
-                    outcomes.insert(key.clone(), end.summary());
-                    states.insert(key, end.item_state());
-                }
+            while let Some(joined) = run.running.join_next().await {
+                run.joined(context, joined)?;
             }
-            if plan.items.iter().any(|i| !outcomes.contains_key(&i.key)) {
+            if plan
+                .items
+                .iter()
+                .any(|i| !run.outcomes.contains_key(&i.key))
+            {
                 return Ok(RunEnd::Suspended);
             }
             break;
         }
         let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
-        let decision = schedule::decide(plan, &states, now_ms);
-        let mut to_start = decision.start.clone();
-        let mut to_skip = decision.skip.clone();
-        if let Some(reason) = &aborting {
+        let decision = schedule::decide(plan, &run.states, now_ms);
+        let (to_start, to_skip) = match &aborting {
             // Nothing new starts; items never started end Aborted.
-            for item in &plan.items {
-                if matches!(states.get(&item.key), None | Some(ItemState::Waiting)) {
-                    to_skip.push((
-                        item.key.clone(),
-                        format!("aborted before it started: {reason}"),
-                    ));
-                }
-            }
-            to_start.clear();
-        }
+            Some(reason) => (Vec::new(), run.unstarted(plan, reason)),
+            None => (decision.start.clone(), decision.skip.clone()),
+        };
         for key in to_start {
-            let Some(item) = plan.items.iter().find(|i| i.key == key) else {
-                continue;
-            };
-            states.insert(key.clone(), ItemState::Running);
-            let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
-            running.spawn(async move { (key, runner.run().await) });
+            run.start(context, plan, key);
         }
         for (key, reason) in to_skip {
-            let Some(item) = plan.items.iter().find(|i| i.key == key) else {
-                continue;
-            };
-            let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
-            let end = runner.skip_unstarted(&reason, aborting.is_some()).await?;
-            outcomes.insert(key.clone(), end.summary());
-            states.insert(key, end.item_state());
+            run.skip(context, plan, key, &reason, aborting.is_some())
+                .await?;
         }
-        if decision.done && running.is_empty() {
-            break;
-        }
-        if running.is_empty()
-            && aborting.is_some()
-            && plan
-                .items
-                .iter()
-                .all(|i| states.get(&i.key).is_some_and(ItemState::is_terminal))
-        {
+        let all_terminal = plan
+            .items
+            .iter()
+            .all(|i| run.states.get(&i.key).is_some_and(ItemState::is_terminal));
+        if run.running.is_empty() && (decision.done || (aborting.is_some() && all_terminal)) {
             break;
         }
         let wake = decision
             .wake_at_ms
             .map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
         tokio::select! {
-            Some(joined) = running.join_next(), if !running.is_empty() => {
-                let (key, result) = joined.map_err(|e| RunError::Engine {
-                    name: context.config.engine_name.clone(),
-                    message: format!("an experiment task failed: {e}"),
-                })?;
-                // `None`: suspended; the loop's next turn waits for the others.
-                if let Some(end) = result? {
-                    outcomes.insert(key.clone(), end.summary());
-                    states.insert(key, end.item_state());
-                }
+            Some(joined) = run.running.join_next(), if !run.running.is_empty() => {
+                run.joined(context, joined)?;
             }
-            _ = sleep_opt(wake) => {}
+            _ = crate::run::context::sleep_opt(wake) => {}
             changed = abort.changed(), if aborting.is_none() => { let _ = changed; }
             changed = suspend.changed(), if aborting.is_none() => { let _ = changed; }
         }
     }
     Ok(RunEnd::Finished {
-        outcomes: outcomes.into_iter().collect(),
+        outcomes: run.outcomes.into_iter().collect(),
     })
+}
+
+/// One attempt task's answer: its item key and how it ended (`None`: suspended).
+type AttemptTask = (String, Result<Option<AttemptEnd>, RunError>);
+
+/// The plan's items as the run goes: their states for the scheduler, the outcomes for the
+/// final log, and the attempts in flight.
+#[derive(Default)]
+struct PlanRun {
+    states: BTreeMap<String, ItemState>,
+    outcomes: BTreeMap<String, String>,
+    running: JoinSet<AttemptTask>,
+}
+
+impl PlanRun {
+    fn ended(&mut self, key: String, end: &AttemptEnd) {
+        self.outcomes.insert(key.clone(), end.summary());
+        self.states.insert(key, end.item_state());
+    }
+
+    /// Takes in a finished attempt task; a suspended one leaves its item as it was.
+    fn joined(
+        &mut self,
+        context: &RunContext,
+        joined: Result<AttemptTask, tokio::task::JoinError>,
+    ) -> Result<(), RunError> {
+        let (key, result) = joined.map_err(|e| RunError::Engine {
+            name: context.config.engine_name.clone(),
+            message: format!("an experiment task failed: {e}"),
+        })?;
+        if let Some(end) = result? {
+            self.ended(key, &end);
+        }
+        Ok(())
+    }
+
+    /// The items never started, each with the abort as the reason.
+    fn unstarted(&self, plan: &Plan, reason: &str) -> Vec<(String, String)> {
+        plan.items
+            .iter()
+            .filter(|item| matches!(self.states.get(&item.key), None | Some(ItemState::Waiting)))
+            .map(|item| {
+                (
+                    item.key.clone(),
+                    format!("aborted before it started: {reason}"),
+                )
+            })
+            .collect()
+    }
+
+    fn start(&mut self, context: &Arc<RunContext>, plan: &Plan, key: String) {
+        let Some(item) = plan.items.iter().find(|i| i.key == key) else {
+            return;
+        };
+        self.states.insert(key.clone(), ItemState::Running);
+        let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
+        self.running.spawn(async move { (key, runner.run().await) });
+    }
+
+    async fn skip(
+        &mut self,
+        context: &Arc<RunContext>,
+        plan: &Plan,
+        key: String,
+        reason: &str,
+        aborted: bool,
+    ) -> Result<(), RunError> {
+        let Some(item) = plan.items.iter().find(|i| i.key == key) else {
+            return Ok(());
+        };
+        let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
+        let end = runner.skip_unstarted(reason, aborted).await?;
+        self.ended(key, &end);
+        Ok(())
+    }
 }
 
 /// `chaos-runner.io/monitor-timeout: "<seconds>"` on the engine: the Monitor deadline for its
@@ -891,12 +894,5 @@ fn monitor_timeout_annotation(annotations: &BTreeMap<String, String>) -> Option<
             tracing::warn!(value = %raw, "ignoring chaos-runner.io/monitor-timeout: not a positive number of seconds");
             None
         }
-    }
-}
-
-pub async fn sleep_opt(wait: Option<Duration>) {
-    match wait {
-        Some(wait) => tokio::time::sleep(wait).await,
-        None => std::future::pending().await,
     }
 }

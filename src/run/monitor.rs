@@ -12,7 +12,7 @@
 //!   Warning), and only a deadline the user set ends the attempt, counted from the attempt's
 //!   real Monitor entry, which survives restarts.
 
-use crate::observe::{PodPhase, PodView};
+use crate::cluster::observe::{PodPhase, PodView};
 
 /// Past the expected end (start + `TOTAL_CHAOS_DURATION`), how long a running pod may go on
 /// before it is reported overdue: two status-check timeouts (the experiment's own checks

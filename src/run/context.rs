@@ -1,0 +1,145 @@
+//! What a run shares with its attempts: the context, the run's errors and outcomes, the
+//! exit codes, the clock.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::cluster::access::Access;
+use crate::cluster::api::ApiError;
+use crate::cluster::engine_writer::{EngineWriter, WriteError};
+use crate::cluster::observe::PodMap;
+use crate::contract::config::RunnerConfig;
+use crate::contract::crd::ChaosEngine;
+use crate::contract::merge::RunnerEnv;
+use crate::contract::record::RecordError;
+
+/// Exit code for an infrastructure failure a restart can cure (the kubelet restarts the
+/// container, `restartPolicy: OnFailure`, and the run resumes from its checkpoint).
+pub const EXIT_RETRY: u8 = 1;
+/// Exit code when the input names nothing to report to (no engine in the env, a bad file).
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of a run suspended by SIGTERM with the engine active (128 + SIGTERM, as a
+/// process killed by it): not `Completed`, so the operator does not mark the engine completed;
+/// it creates a new runner pod once this one is gone, and that one resumes.
+pub const EXIT_SUSPENDED: u8 = 143;
+
+/// Why a run stopped before every experiment reached an outcome; each is worth a restart.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Write(#[from] WriteError),
+    #[error("{0}")]
+    Record(#[from] RecordError),
+    #[error("ChaosEngine {name}: cannot read it: {message}")]
+    Engine { name: String, message: String },
+}
+
+/// How a run ended, for the exit code and the final log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every attempt reached an outcome (verdicts, skips and aborts included).
+    Finished { outcomes: Vec<(String, String)> },
+    /// The engine does not exist (or went away): nothing to report to.
+    EngineGone,
+    /// The plan annotations are invalid: reported, nothing was created.
+    PlanRejected(String),
+    /// The engine (spec or stored record) cannot be read: reported, nothing was touched.
+    Unrunnable(String),
+    /// The runner was terminated (SIGTERM) while the engine is active: every attempt's
+    /// checkpoint is written and its Job left running for the next runner to resume.
+    Suspended,
+}
+
+/// Everything an attempt needs that is shared by the run.
+pub struct RunContext {
+    pub client: kube::Client,
+    pub config: RunnerConfig,
+    pub runner_env: RunnerEnv,
+    /// The engine as read at start (spec and metadata do not change during a run).
+    pub engine: ChaosEngine,
+    pub engine_uid: String,
+    pub run_id: String,
+    pub access: Access,
+    pub writer: EngineWriter,
+    pub events: crate::cluster::events::EventQueue,
+    pub pods: watch::Receiver<PodMap>,
+    /// How many attempts are in Monitor: the pod poller only polls while it is above 0.
+    pub monitoring: watch::Sender<crate::cluster::observe::Monitored>,
+    /// Set once the run must abort, with the reason.
+    pub abort: watch::Receiver<Option<String>>,
+    /// Set once the runner is being terminated without an abort: attempts checkpoint and stop.
+    pub suspend: watch::Receiver<bool>,
+    /// Overrides the Monitor deadline derived from the experiment.
+    pub monitor_timeout: Option<Duration>,
+    /// What the engine held for this run when the runner started.
+    pub found: FoundAtStart,
+    pub cleanup: chaos_runner_states::CleanupPolicy,
+}
+
+/// What the engine held for this run when the runner started: where each attempt resumes.
+#[derive(Debug, Default)]
+pub struct FoundAtStart {
+    /// `status.chaosRunner.attempts`, by attempt key.
+    pub checkpoints: BTreeMap<String, serde_json::Value>,
+    /// Attempt keys that reached a terminal phase according to the audit trail.
+    pub finished_in_trail: Vec<String>,
+    /// `status.experiments[].verdict` by experiment name.
+    pub verdicts: BTreeMap<String, String>,
+    /// `status.experiments[].experimentPod` by experiment name.
+    pub pods: BTreeMap<String, String>,
+    /// The audit trail, for attempts whose checkpoint is gone.
+    pub history: Vec<crate::contract::record::AuditEntry>,
+}
+
+impl FoundAtStart {
+    /// Reads the record and the engine's `status.experiments`.
+    pub fn read(
+        record: &crate::contract::record::RunRecord,
+        status: Option<&serde_json::Value>,
+    ) -> FoundAtStart {
+        let field = |field: &str| -> BTreeMap<String, String> {
+            let entries = status
+                .and_then(|s| s.get("experiments"))
+                .and_then(|e| e.as_array());
+            entries
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.get("name")?.as_str()?;
+                    Some((name.to_string(), e.get(field)?.as_str()?.to_string()))
+                })
+                .collect()
+        };
+        FoundAtStart {
+            checkpoints: record.attempts.clone(),
+            finished_in_trail: crate::run::attempt::finished_attempts(&record.history),
+            verdicts: field("verdict"),
+            pods: field("experimentPod"),
+            history: record.history.clone(),
+        }
+    }
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub monitor_timeout: Option<Duration>,
+}
+
+/// The current time as checkpoints, entries and the trail record it (RFC 3339).
+pub fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+/// Sleeps for `wait`, or forever when there is nothing to wait for.
+pub async fn sleep_opt(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}

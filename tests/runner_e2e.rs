@@ -436,6 +436,62 @@ async fn sigkill_in_then(
     Ok(())
 }
 
+/// Every transition of the trail has its Event, none counted twice.
+async fn expect_an_event_per_transition(world: &World, trail: &[common::run::Transition]) -> anyhow::Result<()> {
+    let events = world.events().await?;
+    let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
+    for transition in trail {
+        *wanted.entry(transition.reason.as_str()).or_default() += 1;
+    }
+    for (reason, transitions) in wanted {
+        let found = find_events(&events, reason);
+        ensure!(
+            found.len() >= transitions,
+            "{transitions} transitions with reason {reason}, {} Events",
+            found.len()
+        );
+    }
+    for event in &events {
+        ensure!(
+            event.count.unwrap_or(1) == 1,
+            "Event counted twice: {event:?}"
+        );
+    }
+    Ok(())
+}
+
+/// A runner that dies between a checkpoint and its Event loses that Event (they go out after
+/// the write they describe). Here every Event is lost (deleted while no runner runs): the next
+/// runner finds the transitions in the record and sends each missing Event once.
+#[tokio::test]
+async fn events_lost_in_a_crash_are_sent_by_the_next_runner() -> anyhow::Result<()> {
+    let world = new_world("lost-events", SA_DEPLOY, pass_and_fail("delete", "3")).await?;
+    let experiments = ["e2e-pass", "e2e-fail"];
+    let mut first = world.spawn(&experiments, &[])?;
+    freeze_in_phase(&world, &mut first, "Monitor").await?;
+    first.kill(Signal::Kill)?;
+    first.wait(Duration::from_secs(10)).await?;
+    let api = world.ns.api::<Event>();
+    for event in world.events().await? {
+        let name = event.metadata.name.clone().unwrap_or_default();
+        api.delete(&name, &DeleteParams::default()).await?;
+    }
+    ensure!(world.events().await?.is_empty(), "Events not deleted");
+
+    let mut second = world.spawn(&experiments, &[])?;
+    expect_exit(&mut second, 0).await?;
+    let status = world.status().await?;
+    let trail = trail(&status)?;
+    check_trail(&trail, FIRST_PHASES)?;
+    expect_an_event_per_transition(&world, &trail).await?;
+    ensure!(
+        second.output().contains("sending the Events of recorded transitions"),
+        "{}",
+        second.log_tail(20)
+    );
+    Ok(())
+}
+
 // ValidateDeps, AwaitResult and Verdict cannot be caught by watching the checkpoint: the runner
 // stores a phase only before a side effect or a long wait, so these three (which only read, or
 // whose verdict goes out with the terminal checkpoint) are never the stored phase on their own:

@@ -160,8 +160,26 @@ impl EventSink {
             Ok(_) => Ok(()),
             // Written before a restart: the transition it reports was already reported.
             Err(error) if error.is_conflict() => Ok(()),
-            Err(error) => Err(error),
+            Err(error) => {
+                // Not written: a repeat must create it, not patch an Event that does not exist.
+                self.written.lock().await.remove(&name);
+                Err(error)
+            }
         }
+    }
+
+    /// Names of the Events that exist about this engine (one list call), to tell which
+    /// recorded transitions lost theirs.
+    pub async fn existing_names(&self) -> Result<std::collections::HashSet<String>, ApiError> {
+        let params = kube::api::ListParams::default()
+            .fields(&format!("involvedObject.uid={}", self.engine.uid));
+        let what = format!("list Events of ChaosEngine {}", self.engine.name);
+        let list = call(&what, || self.api.list(&params)).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|e| e.metadata.name)
+            .collect())
     }
 
     fn build(&self, name: &str, report: &EventReport, now: Time) -> Event {

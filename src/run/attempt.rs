@@ -149,6 +149,53 @@ pub fn finished_attempts(history: &[AuditEntry]) -> Vec<String> {
         .collect()
 }
 
+/// The key (hence the name) of the Event that reports a recorded transition: derived from the
+/// audit record alone, so a restarted runner can tell whether that Event exists and send it if
+/// it was lost (a transition happens once per attempt, so the key is unique).
+pub fn transition_event_key(run_id: &str, entry: &AuditEntry) -> String {
+    if entry.from == PLANNED {
+        return unstarted_event_key(run_id, &entry.attempt);
+    }
+    format!(
+        "{run_id}/{}/{}->{}/{}",
+        entry.attempt, entry.from, entry.to, entry.reason
+    )
+}
+
+fn unstarted_event_key(run_id: &str, attempt: &str) -> String {
+    format!("{run_id}/{attempt}/unstarted")
+}
+
+/// The `from` of an attempt that ended without starting (a plan-level skip or an abort).
+const PLANNED: &str = "Planned";
+
+/// The Event for a recorded transition whose Event may have been lost (the runner died between
+/// the checkpoint and the Event): same name, reason and type as the original; the message says
+/// it is sent again (the original's message is not kept in the trail).
+pub fn recorded_transition_event(run_id: &str, entry: &AuditEntry) -> EventReport {
+    let warning = entry.from == PLANNED
+        || states::TRANSITIONS.iter().any(|row| {
+            row.from.to_string() == entry.from
+                && row.to.to_string() == entry.to
+                && row.event.1 == entry.reason
+                && row.event.0 == states::EventKind::Warning
+        });
+    let experiment = entry.attempt.split('#').next().unwrap_or(&entry.attempt);
+    EventReport {
+        kind: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: entry.reason.clone(),
+        message: format!(
+            "Chaos Experiment {experiment} ({}): {} -> {} at {} (sent again by a restarted runner)",
+            entry.attempt, entry.from, entry.to, entry.at
+        ),
+        key: transition_event_key(run_id, entry),
+    }
+}
+
 /// Where an attempt without a checkpoint starts again, from what its audit trail says it
 /// reached. Only facts the cluster still holds are used: the deterministic Job name, the pod
 /// named in the status entry, and the ChaosResult (which outlives the Job). A Job that was
@@ -360,7 +407,7 @@ impl AttemptRunner {
             .push(self.entry("N/A", status, verdict, &at));
         self.pending.audit.push(AuditEntry {
             attempt: self.key.key.clone(),
-            from: "Planned".into(),
+            from: PLANNED.into(),
             to: to.into(),
             reason: reason.into(),
             at: at.clone(),
@@ -376,7 +423,7 @@ impl AttemptRunner {
             message: format!("Chaos Experiment {} not run: {reason}", self.key.experiment),
             // Keyed by run (as every Event of an attempt): a later run of the same engine
             // reports its own instead of meeting the earlier run's Event name and staying silent.
-            key: format!("{}/{}/unstarted", self.context.run_id, self.key.key),
+            key: unstarted_event_key(&self.context.run_id, &self.key.key),
         });
         self.flush().await?;
         Ok(AttemptEnd {
@@ -478,11 +525,16 @@ impl AttemptRunner {
                     ));
                 }
                 Effect::Emit(event) => {
-                    let transition = step
-                        .transition
-                        .as_ref()
-                        .map(|t| format!("{}->{}", t.from, t.to))
-                        .unwrap_or_default();
+                    let Some(record) = &step.transition else {
+                        continue;
+                    };
+                    let audit = AuditEntry {
+                        attempt: self.key.key.clone(),
+                        from: record.from.to_string(),
+                        to: record.to.to_string(),
+                        reason: record.reason.to_string(),
+                        at: at.clone(),
+                    };
                     self.pending_events.push(EventReport {
                         kind: match event.kind {
                             states::EventKind::Normal => EventType::Normal,
@@ -490,10 +542,7 @@ impl AttemptRunner {
                         },
                         reason: event.reason.to_string(),
                         message: event.message.clone(),
-                        key: format!(
-                            "{}/{}/{transition}/{}/{}",
-                            self.context.run_id, self.key.key, event.reason, event.message
-                        ),
+                        key: transition_event_key(&self.context.run_id, &audit),
                     });
                 }
                 _ => {}

@@ -86,6 +86,7 @@ pub async fn run(
     let first_signal = EngineSignal::of(Some(&raw_engine));
     background.spawn(watch_for_stop(stop, first_signal, engine_rx, shutdown));
 
+    let events = Arc::new(events);
     let spec = raw_engine.data.get("spec");
     if let Some(settings) = exporter::requested(spec, &annotations, &config.namespace) {
         let block = access.block_owner_deletion;
@@ -102,7 +103,7 @@ pub async fn run(
         run_id,
         access,
         writer,
-        events: crate::cluster::events::EventQueue::spawn(Arc::new(events)),
+        events: crate::cluster::events::EventQueue::spawn(events.clone()),
         pods: pods_rx,
         monitoring,
         abort: abort_rx,
@@ -112,6 +113,9 @@ pub async fn run(
             .or_else(|| monitor_timeout_annotation(&annotations)),
         found,
     });
+    if resumed {
+        resend_lost_events(&context, &events).await;
+    }
     let outcome = execute_plan(&context, &plan).await;
     // Every event queued so far goes out before the runner exits.
     context.events.drain().await;
@@ -353,6 +357,37 @@ fn observe_pods(
         background.spawn(observe::poll_pods(pod_api, uid, pods_tx, monitoring_rx));
     }
     (pods_rx, monitoring)
+}
+
+/// Events are sent after the checkpoint they describe, so a runner that dies in between loses
+/// them; the trail has every transition. A resumed runner sends the Event of every recorded
+/// transition that has none (names are derived from the record, so one that exists is not
+/// sent again; if the Events cannot be listed, all are sent and existing ones answer 409
+/// without a count bump).
+async fn resend_lost_events(context: &RunContext, events: &EventSink) {
+    let existing = match events.existing_names().await {
+        Ok(names) => Some(names),
+        Err(error) => {
+            tracing::info!(%error, "cannot list the engine's Events; sending every recorded one again");
+            None
+        }
+    };
+    let mut resent = 0;
+    for entry in &context.found.history {
+        let report = crate::run::attempt::recorded_transition_event(&context.run_id, entry);
+        let name = events.event_name(&report.key);
+        if existing.as_ref().is_some_and(|names| names.contains(&name)) {
+            continue;
+        }
+        context.events.emit(report);
+        resent += 1;
+    }
+    if resent > 0 {
+        tracing::info!(
+            resent,
+            "sending the Events of recorded transitions that have none"
+        );
+    }
 }
 
 /// The Go runner's entry for an experiment not launched yet, for every experiment of the plan

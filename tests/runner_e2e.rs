@@ -492,6 +492,46 @@ async fn events_lost_in_a_crash_are_sent_by_the_next_runner() -> anyhow::Result<
     Ok(())
 }
 
+/// Two runners on one engine: the operator starts a new runner after a force delete while the
+/// old process still runs (here frozen with SIGSTOP, then continued). The old one must notice
+/// the newer one at its next write, stop writing and exit (143) without touching its Jobs; the
+/// new one finishes the run.
+#[tokio::test]
+async fn an_overlapping_older_runner_is_fenced() -> anyhow::Result<()> {
+    let world = new_world("fenced", SA_DEPLOY, pass_and_fail("delete", "4")).await?;
+    let experiments = ["e2e-pass", "e2e-fail"];
+    let mut old = world.spawn(&experiments, &[])?;
+    let (_, _) = freeze_in_phase(&world, &mut old, "Monitor").await?;
+    let before = world.status().await?["chaosRunner"]["incarnation"].clone();
+    let mut new = world.spawn(&experiments, &[])?;
+    wait_until(RUN_TIMEOUT, "the new runner's first write", async || {
+        let now = world.status().await?["chaosRunner"]["incarnation"].clone();
+        Ok((now != before).then_some(()))
+    })
+    .await?;
+    old.kill(Signal::Cont)?;
+    expect_exit_within(&mut old, EXIT_SUSPENDED, RUN_TIMEOUT).await?;
+    ensure!(
+        old.output().contains("has been replaced"),
+        "{}",
+        old.log_tail(20)
+    );
+    expect_exit(&mut new, 0).await?;
+    world.expect_one_job_per_attempt(2)?;
+    let status = world.status().await?;
+    check_entries(
+        &world,
+        &status,
+        &[
+            ("e2e-pass", None, "Completed", "Pass"),
+            ("e2e-fail", None, "Completed", "Fail"),
+        ],
+    )?;
+    let trail = trail(&status)?;
+    check_trail(&trail, FIRST_PHASES)?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
 // ValidateDeps, AwaitResult and Verdict cannot be caught by watching the checkpoint: the runner
 // stores a phase only before a side effect or a long wait, so these three (which only read, or
 // whose verdict goes out with the terminal checkpoint) are never the stored phase on their own:

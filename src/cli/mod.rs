@@ -342,6 +342,15 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
             end.log();
             ExitCode::SUCCESS
         }
+        Err(
+            error @ crate::run::context::RunError::Write(
+                crate::cluster::engine_writer::WriteError::Replaced { .. },
+            ),
+        ) => {
+            // Not Completed: the runner that replaced this one finishes the run.
+            tracing::warn!(%error, "stopping: this runner has been replaced; nothing more is written");
+            ExitCode::from(EXIT_SUSPENDED)
+        }
         Err(error) => {
             tracing::error!(%error, "the run stopped on an infrastructure failure; a restart resumes it");
             ExitCode::from(EXIT_RETRY)

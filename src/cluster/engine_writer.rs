@@ -73,6 +73,8 @@ pub enum WriteError {
     Conflicts(String),
     #[error("the ChaosEngine writer has stopped")]
     Stopped,
+    #[error("ChaosEngine {name}: another runner (incarnation {by}) has taken over this run")]
+    Replaced { name: String, by: String },
 }
 
 struct Request {
@@ -122,6 +124,7 @@ impl EngineWriter {
             engine_tx,
             stats_tx,
             stats: WriterStats::default(),
+            replaced: None,
         };
         tokio::spawn(task.run(inbox));
         (EngineWriter { requests }, engine_rx, stats_rx)
@@ -150,6 +153,8 @@ struct WriterTask {
     engine_tx: watch::Sender<Option<DynamicObject>>,
     stats_tx: watch::Sender<WriterStats>,
     stats: WriterStats,
+    /// Set once another runner has taken over: nothing is written any more.
+    replaced: Option<WriteError>,
 }
 
 impl WriterTask {
@@ -186,6 +191,9 @@ impl WriterTask {
     }
 
     async fn write(&mut self, change: StatusChange) -> Result<(), WriteError> {
+        if let Some(replaced) = &self.replaced {
+            return Err(replaced.clone());
+        }
         self.absorb(change);
         for _ in 0..CONFLICT_LIMIT {
             let body = self.patch_body()?;
@@ -204,6 +212,10 @@ impl WriterTask {
                 Err(error) if error.is_conflict() => {
                     self.stats.conflicts += 1;
                     self.reread().await?;
+                    if let Err(replaced) = self.check_not_replaced() {
+                        self.replaced = Some(replaced.clone());
+                        return Err(replaced);
+                    }
                 }
                 Err(error) if error.is_not_found() => return Err(self.gone()),
                 Err(error) => return Err(self.api_error(&error)),
@@ -222,6 +234,25 @@ impl WriterTask {
             }
             Ok(None) => Err(self.gone()),
             Err(error) => Err(self.api_error(&error)),
+        }
+    }
+
+    /// Fencing: writes are compare-and-swap, so a newer runner's write makes this one's next
+    /// write conflict and re-read; if the copy names a newer incarnation, stop writing here
+    /// (and with it, every side effect, which only follows a written checkpoint).
+    fn check_not_replaced(&self) -> Result<(), WriteError> {
+        let stored = RunRecord::from_status(self.engine.data.get("status"))
+            .ok()
+            .flatten()
+            .filter(|stored| stored.run_id == self.record.run_id);
+        match stored {
+            Some(stored) if self.record.incarnation.is_replaced_by(&stored.incarnation) => {
+                Err(WriteError::Replaced {
+                    name: self.name.clone(),
+                    by: format!("{}-{}", stored.incarnation.counter, stored.incarnation.id),
+                })
+            }
+            _ => Ok(()),
         }
     }
 

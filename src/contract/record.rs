@@ -53,6 +53,41 @@ pub struct RunRecord {
     /// Why the run could not start (invalid env or plan): nothing was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Which runner process writes the record: a runner that finds a newer one here has been
+    /// replaced (the operator started another after a force-deleted pod) and stops writing.
+    #[serde(default, skip_serializing_if = "Incarnation::is_unset")]
+    pub incarnation: Incarnation,
+}
+
+/// A runner process's place in the line of runners of one run: a counter one above the one it
+/// found, and an id that tells two runners apart that found the same counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incarnation {
+    #[serde(default)]
+    pub counter: u64,
+    #[serde(default)]
+    pub id: String,
+}
+
+impl Incarnation {
+    pub fn is_unset(&self) -> bool {
+        self.counter == 0 && self.id.is_empty()
+    }
+
+    /// The next runner after `found`.
+    pub fn after(found: &Incarnation, id: String) -> Incarnation {
+        Incarnation {
+            counter: found.counter + 1,
+            id,
+        }
+    }
+
+    /// True when `stored` (read back from the engine) says another runner has taken over from
+    /// this one: a higher counter, or the same counter with another id (two runners that
+    /// started from the same record: the one that reads the other's write yields).
+    pub fn is_replaced_by(&self, stored: &Incarnation) -> bool {
+        stored.counter > self.counter || (stored.counter == self.counter && stored.id != self.id)
+    }
 }
 
 /// The part of the record kept in [`AUDIT_ANNOTATION`].
@@ -85,6 +120,7 @@ impl RunRecord {
             attempts: BTreeMap::new(),
             history: Vec::new(),
             failure: None,
+            incarnation: Incarnation::default(),
         }
     }
 
@@ -189,6 +225,19 @@ mod tests {
         assert_eq!(RunRecord::from_status(Some(&status)).unwrap(), Some(record));
         assert_eq!(RunRecord::from_status(Some(&json!({}))).unwrap(), None);
         assert_eq!(RunRecord::from_status(None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_runner_is_replaced_by_a_later_one_or_a_twin() {
+        let first = Incarnation::after(&Incarnation::default(), "a".into());
+        let second = Incarnation::after(&first, "b".into());
+        assert!(first.is_replaced_by(&second));
+        assert!(!second.is_replaced_by(&first));
+        assert!(!second.is_replaced_by(&second.clone()));
+        let twin = Incarnation::after(&first, "c".into());
+        assert!(second.is_replaced_by(&twin) && twin.is_replaced_by(&second));
+        // A record written before incarnations existed replaces nobody.
+        assert!(!first.is_replaced_by(&Incarnation::default()));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::contract::crd::ChaosEngine;
 use crate::contract::hash::fnv1a64;
 use crate::contract::merge::RunnerEnv;
 use crate::contract::plan::{self, Plan};
-use crate::contract::record::{AuditTrail, RunRecord};
+use crate::contract::record::{AuditTrail, Incarnation, RunRecord};
 use crate::contract::schedule::{self, ItemState};
 use crate::run::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
 use crate::run::context::{FoundAtStart, RunContext, RunEnd, RunError, RunOptions, now};
@@ -184,7 +184,13 @@ async fn open_engine(
             return end.await.map(Err);
         }
     };
-    let (record, resumed) = open_record(found, &raw_engine, &engine_uid);
+    let (mut record, resumed) = open_record(found, &raw_engine, &engine_uid);
+    // This process's place among the runners of the run (fencing: see the engine writer).
+    let id = format!(
+        "{:08x}",
+        fnv1a64(&[&std::process::id().to_string(), &now(), &engine_uid]) as u32
+    );
+    record.incarnation = Incarnation::after(&record.incarnation, id);
     Ok(Ok(OpenedEngine {
         engines,
         access,

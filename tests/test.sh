@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: `bash tests/test.sh` from a fresh clone.
 # Checks formatting and lints, brings up the local Kubernetes control plane (or reuses a running
-# one), then runs the whole suite (unit, property and end-to-end) against it. A plane this script
+# one), builds upstream's chaos-operator (once; cached like the plane's binaries), then runs the
+# whole suite (unit, property and end-to-end) against it. A plane this script
 # started is stopped again at the end, also on failure or Ctrl-C; one it found running is left.
 # Exit code: the first failing step's, else the tests'.
 set -euo pipefail
@@ -9,6 +10,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
 readonly PLANE="$REPO_ROOT/tests/cluster/plane"
+readonly OPERATOR="$REPO_ROOT/tests/cluster/operator"
 cd "$REPO_ROOT"
 
 say() { printf '\n==> %s\n' "$*" >&2; }
@@ -121,6 +123,9 @@ else
   plane_started_here=1
 fi
 step "plane up" "$PLANE" up
+# Upstream's chaos-operator for tests/operator_e2e.rs: built once from the Go module proxy
+# (~2 min cold), then reused from the same cache as the plane's binaries.
+step "operator build" "$OPERATOR" build
 
 plane_env="$("$PLANE" env)"
 eval "$plane_env"

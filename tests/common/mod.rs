@@ -10,6 +10,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod node;
+pub mod operator;
 pub mod run;
 
 use std::collections::hash_map::RandomState;
@@ -22,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
@@ -423,13 +425,33 @@ pub async fn sa_kubeconfig(
     namespace: &str,
     service_account: &str,
 ) -> anyhow::Result<PathBuf> {
+    token_kubeconfig(
+        client,
+        namespace,
+        service_account,
+        None,
+        &format!("{service_account}.kubeconfig"),
+    )
+    .await
+}
+
+/// [`sa_kubeconfig`] with the token bound to an object (`bound`, e.g. a pod, as a kubelet asks
+/// for its pods: the token stops working once the pod is gone), written to `file_name` in
+/// [`files_dir`] of `namespace`.
+pub async fn token_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    service_account: &str,
+    bound: Option<BoundObjectReference>,
+    file_name: &str,
+) -> anyhow::Result<PathBuf> {
     let plane = plane()?;
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: Vec::new(), // the apiserver's own audience
             expiration_seconds: Some(3600),
-            bound_object_ref: None,
+            bound_object_ref: bound,
         },
         ..TokenRequest::default()
     };
@@ -461,7 +483,7 @@ pub async fn sa_kubeconfig(
     });
     let dir = files_dir(namespace);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("{service_account}.kubeconfig"));
+    let path = dir.join(file_name);
     fs::write(&path, serde_json::to_vec_pretty(&kubeconfig)?)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -1035,6 +1035,45 @@ async fn monitoring_on_creates_the_exporter_owned_by_the_engine_and_a_rerun_adop
     Ok(())
 }
 
+/// A `chaos-exporter` that is not this engine's (Litmus installs its own) is left alone: a
+/// Warning says so and the run goes on; it is not reported as adopted.
+#[tokio::test]
+async fn an_exporter_of_someone_else_is_not_adopted() -> anyhow::Result<()> {
+    let world = new_world(
+        "monitoring-foreign",
+        engine(&[(MONITORING, "true")], vec![experiment(A, "pass", "0.5")]),
+    )
+    .await?;
+    world
+        .ns
+        .apply_yaml(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: chaos-exporter\n\
+             spec:\n  replicas: 0\n  selector:\n    matchLabels: {app: litmus-exporter}\n\
+             \n  template:\n    metadata:\n      labels: {app: litmus-exporter}\n\
+             \n    spec:\n      containers:\n      - {name: exporter, image: litmus/exporter}\n",
+        )
+        .await?;
+    let mut runner = world.spawn(&[A], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    world
+        .expect_warning(
+            "ChaosExporterFailed",
+            &["chaos-exporter", "not this engine's"],
+        )
+        .await?;
+    let events = world.events().await?;
+    ensure!(
+        find_events(&events, "ChaosExporterReady").is_empty(),
+        "someone else's exporter was reported ready: {:#?}",
+        describe_events(&events)
+    );
+    ensure!(
+        entry(&world.status().await?, A)?["verdict"] == "Pass",
+        "the run did not go on"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn spec_monitoring_true_creates_the_exporter_with_the_default_image() -> anyhow::Result<()> {
     let mut engine = engine(&[], vec![experiment(A, "pass", "0.5")]);

@@ -156,32 +156,68 @@ pub async fn ensure(
     client: &kube::Client,
     settings: &ExporterSettings,
     owner: &OwnerReference,
-) -> Result<(Ensured, Ensured), ApiError> {
+) -> Result<(Ensured, Ensured), ExporterError> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &settings.namespace);
     let services: Api<Service> = Api::namespaced(client.clone(), &settings.namespace);
     let d = deployment(settings, owner);
     let s = service(settings, owner);
     let post = PostParams::default();
-    let made_d = created_or_adopted(
-        call("create Deployment chaos-exporter", || {
-            deployments.create(&post, &d)
-        })
-        .await,
-    )?;
-    let made_s = created_or_adopted(
-        call("create Service chaos-exporter", || {
-            services.create(&post, &s)
-        })
-        .await,
-    )?;
+    let created = call("create Deployment chaos-exporter", || {
+        deployments.create(&post, &d)
+    })
+    .await;
+    let made_d = created_or_adopted(created, &deployments, EXPORTER_NAME, owner).await?;
+    let created = call("create Service chaos-exporter", || {
+        services.create(&post, &s)
+    })
+    .await;
+    let made_s = created_or_adopted(created, &services, EXPORTER_NAME, owner).await?;
     Ok((made_d, made_s))
 }
 
-fn created_or_adopted<T>(result: Result<T, ApiError>) -> Result<Ensured, ApiError> {
+/// Why the exporter is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    /// A same-named object exists that this engine does not own (current Litmus installs its
+    /// own `chaos-exporter`): it is left alone, not adopted.
+    #[error("{kind} {name} already exists and is not this engine's (no ownerReference to it)")]
+    NotOurs { kind: String, name: String },
+}
+
+/// A 409 is an adoption only when the existing object is this engine's (a restarted runner
+/// finds the one it created); anything else of that name belongs to someone else.
+async fn created_or_adopted<K, T>(
+    result: Result<T, ApiError>,
+    api: &Api<K>,
+    name: &str,
+    owner: &OwnerReference,
+) -> Result<Ensured, ExporterError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     match result {
         Ok(_) => Ok(Ensured::Created),
-        Err(error) if error.is_conflict() => Ok(Ensured::Adopted),
-        Err(error) => Err(error),
+        Err(error) if error.is_conflict() => {
+            let what = format!("get {} {name}", K::kind(&()));
+            let existing = call(&what, || api.get_metadata(name)).await?;
+            let ours = existing
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|reference| reference.uid == owner.uid);
+            if ours {
+                Ok(Ensured::Adopted)
+            } else {
+                Err(ExporterError::NotOurs {
+                    kind: K::kind(&()).to_string(),
+                    name: name.to_string(),
+                })
+            }
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

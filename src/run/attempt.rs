@@ -28,6 +28,9 @@ use crate::contract::schedule::ItemState;
 use crate::run::context::{RunContext, RunError, now};
 use crate::run::monitor::{Judgement, MonitorClock, MonitorTimers};
 
+/// How many observations in a row the phase engine may reject before the attempt stops
+/// with an error (a restart then resumes it) instead of observing again forever.
+const REJECTION_LIMIT: u32 = 50;
 /// How long a finished pod's ChaosResult may take to show a final verdict.
 const RESULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -338,6 +341,7 @@ impl AttemptRunner {
         }
         let mut commands = states::resume_effects(&checkpoint);
         let mut suspend = self.context.suspend.clone();
+        let mut rejections = 0;
         loop {
             if checkpoint.is_terminal() {
                 self.flush().await?;
@@ -372,6 +376,7 @@ impl AttemptRunner {
             };
             match states::step(&checkpoint, &input, &context) {
                 Ok(step) => {
+                    rejections = 0;
                     if let Some(record) = &step.transition {
                         tracing::info!(from = %record.from, to = %record.to, reason = %record.reason, "transition");
                     }
@@ -383,8 +388,21 @@ impl AttemptRunner {
                     }
                 }
                 Err(rejected) => {
+                    // The engine and the driver disagree (a defect): observe again a few times
+                    // (the cluster may have moved on), then stop with an error rather than spin.
+                    rejections += 1;
+                    if rejections > REJECTION_LIMIT {
+                        return Err(RunError::Engine {
+                            name: self.context.config.engine_name.clone(),
+                            message: format!(
+                                "{rejected}: rejected {rejections} times in a row for {}",
+                                self.key.key
+                            ),
+                        });
+                    }
                     tracing::warn!(%rejected, "observation not accepted in this phase; observing again");
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
                 }
             }
         }

@@ -246,12 +246,12 @@ fn decided_plan(
     annotations: &BTreeMap<String, String>,
     engine_uid: &str,
 ) -> Result<Plan, String> {
-    if let Some(plan) = record
-        .plan
-        .clone()
-        .and_then(|p| serde_json::from_value(p).ok())
-    {
-        return Ok(plan);
+    if let Some(stored) = &record.plan {
+        // A recorded plan that does not decode (a newer runner's, or damaged) is refused: a
+        // plan resolved again from today's annotations could differ from the one that ran.
+        return serde_json::from_value(stored.clone()).map_err(|error| {
+            format!("the plan recorded in status.chaosRunner.plan cannot be read: {error}")
+        });
     }
     let seed = fnv1a64(&[&record.run_id, engine_uid]);
     plan::resolve(&config.experiments, annotations, seed).map_err(|error| error.to_string())
@@ -935,5 +935,68 @@ fn monitor_timeout_annotation(annotations: &BTreeMap<String, String>) -> Option<
             tracing::warn!(value = %raw, "ignoring chaos-runner.io/monitor-timeout: not a positive number of seconds");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RunnerConfig {
+        let env: BTreeMap<String, String> = [
+            ("CHAOSENGINE", "demo"),
+            ("CHAOS_NAMESPACE", "ns"),
+            ("EXPERIMENT_LIST", "a,b"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        RunnerConfig::from_env(&env).unwrap()
+    }
+
+    #[test]
+    fn a_recorded_plan_that_does_not_decode_is_refused_not_resolved_again() {
+        let mut record = RunRecord::new("r1".into(), now());
+        record.plan = Some(serde_json::json!({"items": "not a list"}));
+        let error = decided_plan(&record, &config(), &BTreeMap::new(), "uid").unwrap_err();
+        assert!(error.contains("status.chaosRunner.plan"), "{error}");
+        // Without a recorded plan it is resolved from the annotations, and a recorded one
+        // that decodes is the one used.
+        record.plan = None;
+        let plan = decided_plan(&record, &config(), &BTreeMap::new(), "uid").unwrap();
+        record.plan = serde_json::to_value(&plan).ok();
+        assert_eq!(
+            decided_plan(&record, &config(), &BTreeMap::new(), "uid").unwrap(),
+            plan
+        );
+    }
+
+    #[test]
+    fn every_experiment_of_the_plan_is_listed_waiting_unless_a_resumed_run_has_its_entry() {
+        let plan = decided_plan(
+            &RunRecord::new("r1".into(), now()),
+            &config(),
+            &BTreeMap::new(),
+            "uid",
+        )
+        .unwrap();
+        let found: BTreeMap<String, String> = [("a".to_string(), "Pass".to_string())].into();
+        let names = |entries: Vec<ExperimentEntry>| -> Vec<String> {
+            entries.into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(
+            names(waiting_entries(&plan, "demo", false, &found)),
+            ["a", "b"]
+        );
+        assert_eq!(names(waiting_entries(&plan, "demo", true, &found)), ["b"]);
+        let entry = &waiting_entries(&plan, "demo", false, &found)[0];
+        assert_eq!(
+            (
+                entry.experiment_pod.as_str(),
+                entry.status.as_str(),
+                entry.verdict.as_str()
+            ),
+            ("Yet to be launched", "Waiting for Job Creation", "N/A")
+        );
     }
 }

@@ -349,6 +349,26 @@ async fn freeze_in_phase(
     }
 }
 
+/// The pass-and-fail run converged: one Job per attempt, the two verdicts, each experiment's
+/// pod played exactly once (its chaos ran once), a well-formed trail, which is returned.
+async fn expect_pass_and_fail_converged(
+    world: &World,
+) -> anyhow::Result<Vec<common::run::Transition>> {
+    world.expect_one_job_per_attempt(2)?;
+    let status = world.status().await?;
+    check_entries(
+        world,
+        &status,
+        &[
+            ("e2e-pass", None, "Completed", "Pass"),
+            ("e2e-fail", None, "Completed", "Fail"),
+        ],
+    )?;
+    let trail = trail(&status)?;
+    check_trail(&trail, FIRST_PHASES)?;
+    Ok(trail)
+}
+
 /// Kills the runner once with the checkpoint showing `phase`, optionally erases the checkpoint,
 /// starts it again and checks the run converged: exit 0, one Job per attempt ever created,
 /// one entry per experiment with the right verdict, each transition once in the trail.
@@ -418,18 +438,7 @@ async fn sigkill_in_then(
         second.log_tail(30)
     );
 
-    world.expect_one_job_per_attempt(2)?;
-    let status = world.status().await?;
-    check_entries(
-        &world,
-        &status,
-        &[
-            ("e2e-pass", None, "Completed", "Pass"),
-            ("e2e-fail", None, "Completed", "Fail"),
-        ],
-    )?;
-    let trail = trail(&status)?;
-    check_trail(&trail, FIRST_PHASES)?;
+    let trail = expect_pass_and_fail_converged(&world).await?;
     world.expect_annotation_mirrors_trail(&trail).await?;
 
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
@@ -437,7 +446,10 @@ async fn sigkill_in_then(
 }
 
 /// Every transition of the trail has its Event, none counted twice.
-async fn expect_an_event_per_transition(world: &World, trail: &[common::run::Transition]) -> anyhow::Result<()> {
+async fn expect_an_event_per_transition(
+    world: &World,
+    trail: &[common::run::Transition],
+) -> anyhow::Result<()> {
     let events = world.events().await?;
     let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
     for transition in trail {
@@ -485,7 +497,9 @@ async fn events_lost_in_a_crash_are_sent_by_the_next_runner() -> anyhow::Result<
     check_trail(&trail, FIRST_PHASES)?;
     expect_an_event_per_transition(&world, &trail).await?;
     ensure!(
-        second.output().contains("sending the Events of recorded transitions"),
+        second
+            .output()
+            .contains("sending the Events of recorded transitions"),
         "{}",
         second.log_tail(20)
     );
@@ -517,18 +531,69 @@ async fn an_overlapping_older_runner_is_fenced() -> anyhow::Result<()> {
         old.log_tail(20)
     );
     expect_exit(&mut new, 0).await?;
-    world.expect_one_job_per_attempt(2)?;
-    let status = world.status().await?;
-    check_entries(
-        &world,
-        &status,
-        &[
-            ("e2e-pass", None, "Completed", "Pass"),
-            ("e2e-fail", None, "Completed", "Fail"),
-        ],
-    )?;
-    let trail = trail(&status)?;
-    check_trail(&trail, FIRST_PHASES)?;
+    expect_pass_and_fail_converged(&world).await?;
+    world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
+}
+
+/// The API server seen through a faulty network (a proxy that refuses, stalls and cuts
+/// connections, seeded): the run converges, restarted as the kubelet would (`OnFailure`) when a
+/// fault outlasts the runner's retries. The seed is printed; `FAULT_SEED` replays one.
+#[tokio::test]
+async fn the_run_converges_through_a_faulty_connection_to_the_api_server() -> anyhow::Result<()> {
+    use common::proxy::{FaultProxy, Faults, apiserver_addr, kubeconfig_through};
+    let seed: u64 = std::env::var("FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::process::id().into());
+    eprintln!("fault proxy seed {seed} (FAULT_SEED={seed} replays it)");
+    let world = new_world("faulty-net", SA_DEPLOY, pass_and_fail("delete", "2")).await?;
+    let upstream = apiserver_addr(&common::plane()?.server)?;
+    let faults = Faults {
+        refuse_one_in: 3,
+        stall_one_in: 3,
+        cut_one_in: 2,
+    };
+    let proxy = FaultProxy::start(upstream, seed, faults).await?;
+    let mut spec = world.spec(&["e2e-pass", "e2e-fail"], &[]);
+    spec.kubeconfig = kubeconfig_through(&world.kubeconfig, proxy.addr)?;
+    let mut restarts = 0;
+    loop {
+        let mut runner = RunnerProcess::spawn(&spec)?;
+        let status = runner.wait(RUN_TIMEOUT).await?;
+        ensure!(
+            !runner.output().contains("panicked"),
+            "the runner panicked:\n{}",
+            runner.log_tail(40)
+        );
+        match status.code() {
+            Some(0) => break,
+            Some(1) if restarts < 10 => restarts += 1,
+            other => bail!(
+                "runner exited {other:?} after {restarts} restarts ({}):\n{}",
+                proxy.stats.summary(),
+                runner.log_tail(40)
+            ),
+        }
+    }
+    eprintln!(
+        "converged after {restarts} restarts; {}",
+        proxy.stats.summary()
+    );
+    ensure!(
+        proxy
+            .stats
+            .refused
+            .load(std::sync::atomic::Ordering::SeqCst)
+            + proxy.stats.cut.load(std::sync::atomic::Ordering::SeqCst)
+            + proxy
+                .stats
+                .stalled
+                .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "no fault was injected: {}",
+        proxy.stats.summary()
+    );
+    expect_pass_and_fail_converged(&world).await?;
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
 }
 
@@ -751,19 +816,7 @@ async fn drain_in(phase: &str) -> anyhow::Result<()> {
         "{}",
         second.log_tail(30)
     );
-    world.expect_one_job_per_attempt(2)?;
-    let status = world.status().await?;
-    // `None`: exactly one pod played per experiment, so its chaos ran once.
-    check_entries(
-        &world,
-        &status,
-        &[
-            ("e2e-pass", None, "Completed", "Pass"),
-            ("e2e-fail", None, "Completed", "Fail"),
-        ],
-    )?;
-    let trail = trail(&status)?;
-    check_trail(&trail, FIRST_PHASES)?;
+    expect_pass_and_fail_converged(&world).await?;
     expect_not_aborted(&world).await?;
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await
 }

@@ -12,6 +12,7 @@
 
 pub mod node;
 pub mod operator;
+pub mod proxy;
 pub mod run;
 
 use std::collections::hash_map::RandomState;

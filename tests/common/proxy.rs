@@ -72,7 +72,7 @@ impl Dice {
     }
 
     fn one_in(&mut self, n: u64) -> bool {
-        n > 0 && self.next() % n == 0
+        n > 0 && self.next().is_multiple_of(n)
     }
 }
 

@@ -305,6 +305,25 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_grace_period_of_0_means_unset_as_in_the_operator() {
+        use crate::contract::crd::{ChaosEngineSpec, ChaosExperiment, ExperimentDefinition};
+        use crate::contract::merge::{RunnerEnv, merge};
+        let grace_of = |seconds: Option<i64>| {
+            let mut engine = ChaosEngine::new("demo", ChaosEngineSpec::default());
+            engine.metadata.uid = Some("uid-9".into());
+            engine.spec.termination_grace_period_seconds = seconds;
+            let experiment = ChaosExperiment::new("x", ExperimentDefinition::default());
+            let run = merge(&engine, &experiment, &RunnerEnv::offline(&engine)).unwrap();
+            let job = build_job(&run, "x-abcdef", &engine).unwrap();
+            job.spec.unwrap().template.spec.unwrap().termination_grace_period_seconds
+        };
+        // 0 would kill the experiment pod without the chance to revert its chaos.
+        assert_eq!(grace_of(Some(0)), None);
+        assert_eq!(grace_of(None), None);
+        assert_eq!(grace_of(Some(45)), Some(45));
+    }
+
+    #[test]
     fn job_carries_owner_label_and_single_attempt_and_sidecar_env_is_unique() {
         use crate::contract::crd::{
             ChaosEngineSpec, ChaosExperiment, ExperimentDefinition, Sidecar,

@@ -1392,6 +1392,38 @@ async fn an_empty_experiment_list_is_an_env_parse_error() -> anyhow::Result<()> 
     env_parse_error("bad-empty-list", &[]).await
 }
 
+/// A record written by a newer runner (a newer schema) is not a restart-curable problem: it is
+/// reported (Warning, `status.chaosRunner.failure`) and left as it is, and the runner exits 0
+/// instead of crash-looping; nothing is created.
+#[tokio::test]
+async fn a_record_of_a_newer_schema_is_reported_and_left_alone() -> anyhow::Result<()> {
+    let world = new_world("newer-record", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    world
+        .patch_engine(json!({"status": {"chaosRunner": {
+            "schemaVersion": 99, "runId": "future", "startedAt": "2030-01-01T00:00:00Z",
+            "attempts": {"e2e-pass#1": {"phase": "Hyperspace"}}
+        }}}))
+        .await?;
+    let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    world
+        .expect_warning("CheckpointUnreadable", &["schema version 99"])
+        .await?;
+    let record = &world.status().await?["chaosRunner"];
+    ensure!(
+        record["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("schema version 99")),
+        "status.chaosRunner.failure: {record}"
+    );
+    ensure!(
+        record["schemaVersion"] == 99 && record["attempts"]["e2e-pass#1"]["phase"] == "Hyperspace",
+        "the newer record was changed: {record}"
+    );
+    world.expect_no_job_created()?;
+    no_orphans(&world).await
+}
+
 #[tokio::test]
 async fn a_missing_engine_exits_0_with_a_clear_log() -> anyhow::Result<()> {
     let world = new_world("bad-noengine", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;

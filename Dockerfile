@@ -1,22 +1,25 @@
-# chaos-runner image: a static musl binary on a minimal base, run as uid 65534 like the upstream
-# image, started by the operator with no args and no command.
-# No container engine runs on the development machine, so this file is not built by the test
-# command; it is kept deliberately simple (x86_64 only; set RUST_TARGET for another musl target).
+# chaos-runner image, for machines with a container daemon. It matches what tests/image/build
+# produces without one: a static glibc binary at /usr/local/bin/chaos-runner (upstream's path),
+# /etc/passwd and /etc/group with nobody (65534), nothing else; user 65534:65534; the binary is the
+# ENTRYPOINT with no CMD, since the chaos-operator starts the runner with no arguments.
+# Builds for the architecture it runs on (x86_64 or aarch64): `docker buildx build --platform
+# linux/amd64,linux/arm64 .` builds both (the other one's builder stage runs under emulation).
 
 FROM rust:1.95 AS builder
-ARG RUST_TARGET=x86_64-unknown-linux-musl
-# ring (TLS) compiles C code: musl-gcc comes from musl-tools.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# rust-toolchain.toml pins the toolchain: add the target to that one.
-RUN rustup target add "${RUST_TARGET}" \
- && cargo build --release --locked --target "${RUST_TARGET}" --bin chaos-runner \
- && cp "target/${RUST_TARGET}/release/chaos-runner" /chaos-runner
+# crt-static with an explicit --target links the runner statically (build scripts stay dynamic).
+RUN target="$(uname -m)-unknown-linux-gnu" \
+ && RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --locked --bin chaos-runner --target "$target" \
+ && install -D -m 0755 "target/$target/release/chaos-runner" /rootfs/usr/local/bin/chaos-runner \
+ && mkdir -p /rootfs/etc \
+ && printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' \
+      'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > /rootfs/etc/passwd \
+ && printf '%s\n' 'root:x:0:' 'nobody:x:65534:' > /rootfs/etc/group
 
-FROM gcr.io/distroless/static:nonroot
-COPY --from=builder /chaos-runner /chaos-runner
+FROM scratch
+COPY --from=builder /rootfs/ /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 USER 65534:65534
-ENTRYPOINT ["/chaos-runner"]
+ENTRYPOINT ["/usr/local/bin/chaos-runner"]

@@ -72,8 +72,13 @@ target/release/podsim --namespace "$namespace" >"$work/podsim.log" 2>&1 &
 simulator_pid=$!
 
 say "chaos-runner, with the env the chaos-operator gives it"
+# Plain log lines for people to read; colour codes only on a terminal (the log library
+# honours NO_COLOR), so `bash tests/demo.sh > file 2>&1` stays plain text.
+no_color="${NO_COLOR:-}"
+[[ -t 2 ]] || no_color=1
 set +e
 env KUBECONFIG="$work/runner.kubeconfig" \
+  NO_COLOR="$no_color" \
   CHAOSENGINE=demo \
   CHAOS_NAMESPACE="$namespace" \
   EXPERIMENT_LIST=pod-delete,container-kill \

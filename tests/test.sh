@@ -139,3 +139,7 @@ step "cargo clippy" cargo clippy --workspace --all-targets --features e2e -- -D 
 # shellcheck disable=SC2016 # $0 is expanded by the inner bash, on purpose
 step "cargo test (unit, property, e2e)" \
   bash -o pipefail -c 'cargo test --workspace --features e2e 2>&1 | tee "$0"' "$test_log"
+# The short fuzz run (fuzz/stable.rs): the CRD, env, plan and record parsers, the merge, the Job
+# builder and the scheduler on mutated fixtures for 25 s; a panic fails the run and leaves the
+# input in target/fuzz-crashes/. The soak: the same with `-- --fuzz-execs 1000000`.
+step "fuzz (25 s)" cargo test --features e2e --test fuzz -- --fuzz-seconds 25

@@ -249,7 +249,10 @@ fn init_tracing(
         Ok(telemetry) => (telemetry, None),
         Err(error) => (None, Some(error)),
     };
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a terminal: a pod's log, a file or a pipe gets plain text.
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // RUST_LOG filters the log lines only; the OpenTelemetry layer has its own filter.
     let lines = match format {
         LogFormat::Plain => lines.with_filter(filter).boxed(),
@@ -284,11 +287,17 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
     let config = RunnerConfig::from_env(&env);
     match &config {
         Err(
-            error @ crate::contract::config::ConfigError::Missing {
+            error @ (crate::contract::config::ConfigError::Missing {
                 variable:
                     crate::contract::config::ENV_CHAOSENGINE
                     | crate::contract::config::ENV_CHAOS_NAMESPACE,
-            },
+            }
+            | crate::contract::config::ConfigError::InvalidName {
+                variable:
+                    crate::contract::config::ENV_CHAOSENGINE
+                    | crate::contract::config::ENV_CHAOS_NAMESPACE,
+                ..
+            }),
         ) => {
             tracing::error!(%error, "invalid runner environment: no engine to report to");
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -433,6 +442,9 @@ pub enum RenderError {
     EngineDocuments { file: PathBuf, found: usize },
     #[error("{}: document {document}: metadata.name is empty", file.display())]
     Unnamed { file: PathBuf, document: usize },
+    /// The run skips every experiment of such an engine (Warning `SideCarPatchError`).
+    #[error("{}: ChaosEngine {engine}: the {} annotation enables sidecars but spec.components.sidecar defines none", file.display(), crate::contract::crd::SIDECAR_ANNOTATION)]
+    NoSidecar { file: PathBuf, engine: String },
     #[error("{}: ChaosEngine {engine}: spec.experiments[{index}].name is {problem}", file.display())]
     EngineEntry {
         file: PathBuf,
@@ -541,6 +553,12 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
         .is_empty()
     {
         engine.metadata.uid = Some(PLACEHOLDER_ENGINE_UID.to_owned());
+    }
+    if engine.sidecars_enabled() && engine.spec.components.sidecar.is_empty() {
+        return Err(RenderError::NoSidecar {
+            file: args.engine.clone(),
+            engine: engine.name().to_owned(),
+        });
     }
 
     let mut experiments: BTreeMap<String, (ChaosExperiment, PathBuf)> = BTreeMap::new();
@@ -700,7 +718,27 @@ pub fn plan(args: &PlanArgs) -> Result<String, PlanCommandError> {
                 source,
             }
         })?;
-    Ok(crate::contract::plan::render_plan(&plan))
+    let mut text = crate::contract::plan::render_plan(&plan);
+    text.push_str(&monitor_deadline_line(&annotations));
+    Ok(text)
+}
+
+/// What `chaos-runner.io/monitor-timeout` does to the run, as `plan` shows it: nothing when the
+/// annotation is absent; else the deadline, or why the run ignores the value (it reads whole
+/// seconds only, and has no other way to say so than its log).
+fn monitor_deadline_line(annotations: &BTreeMap<String, String>) -> String {
+    let annotation = crate::contract::plan::MONITOR_TIMEOUT_ANNOTATION;
+    match annotations.get(annotation) {
+        None => String::new(),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => {
+                format!("monitor deadline: {seconds} s per attempt ({annotation})\n")
+            }
+            _ => format!(
+                "monitor deadline: none: {annotation} {raw:?} is ignored (not a positive whole number of seconds)\n"
+            ),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -729,6 +767,45 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn plan_shows_the_monitor_deadline_or_why_it_is_ignored() {
+        let with = |value: &str| {
+            BTreeMap::from([(
+                crate::contract::plan::MONITOR_TIMEOUT_ANNOTATION.to_owned(),
+                value.to_owned(),
+            )])
+        };
+        assert_eq!(monitor_deadline_line(&BTreeMap::new()), "");
+        assert_eq!(
+            monitor_deadline_line(&with(" 600 ")),
+            "monitor deadline: 600 s per attempt (chaos-runner.io/monitor-timeout)\n"
+        );
+        for ignored in ["10m", "0", "-5", ""] {
+            let line = monitor_deadline_line(&with(ignored));
+            assert!(line.contains("is ignored"), "{ignored}: {line}");
+        }
+    }
+
+    #[test]
+    fn an_env_naming_no_valid_engine_exits_2_before_any_request() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (engine, namespace) in [("bad engine", "litmus"), ("bad", "Litmus_NS")] {
+            let env = BTreeMap::from([
+                ("CHAOSENGINE".to_owned(), engine.to_owned()),
+                ("CHAOS_NAMESPACE".to_owned(), namespace.to_owned()),
+                ("EXPERIMENT_LIST".to_owned(), "pod-delete".to_owned()),
+            ]);
+            let code = runtime.block_on(run_from_env(env, RunOptions::default()));
+            assert_eq!(
+                code,
+                ExitCode::from(EXIT_BAD_INPUT),
+                "{engine} / {namespace}"
+            );
+        }
     }
 
     #[test]

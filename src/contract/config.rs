@@ -3,9 +3,11 @@
 //! Pure: [`RunnerConfig::from_env`] takes a map, so tests need no process environment. The
 //! operator omits empty values, so an empty variable means the same as an unset one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
+
+use crate::contract::crd::{DNS_LABEL_RULE, OBJECT_NAME_RULE, is_dns_label, is_object_name};
 
 /// ChaosEngine name.
 pub const ENV_CHAOSENGINE: &str = "CHAOSENGINE";
@@ -35,6 +37,19 @@ pub enum ConfigError {
         "environment variable EXPERIMENT_LIST={value:?} has an empty entry at position {position} (counting from 0)"
     )]
     EmptyExperiment { value: String, position: usize },
+    /// No object could have this name, and the request for it could not even be built (a space)
+    /// or would address something else (a `/`, a `?`).
+    #[error("environment variable {variable}={value:?} is not a valid {what} name ({rule})")]
+    InvalidName {
+        variable: &'static str,
+        value: String,
+        what: &'static str,
+        rule: &'static str,
+    },
+    #[error(
+        "environment variable EXPERIMENT_LIST names {name:?} at position {position} (counting from 0), which is not a valid ChaosExperiment name ({OBJECT_NAME_RULE})"
+    )]
+    InvalidExperiment { name: String, position: usize },
 }
 
 /// `TRACE_PARENT` is set but is not a JSON object of strings. The driver warns and drops it.
@@ -79,7 +94,23 @@ impl RunnerConfig {
             |variable: &'static str| optional(variable).ok_or(ConfigError::Missing { variable });
 
         let engine_name = required(ENV_CHAOSENGINE)?;
+        if !is_object_name(&engine_name) {
+            return Err(ConfigError::InvalidName {
+                variable: ENV_CHAOSENGINE,
+                value: engine_name,
+                what: "ChaosEngine",
+                rule: OBJECT_NAME_RULE,
+            });
+        }
         let namespace = required(ENV_CHAOS_NAMESPACE)?;
+        if !is_dns_label(&namespace) {
+            return Err(ConfigError::InvalidName {
+                variable: ENV_CHAOS_NAMESPACE,
+                value: namespace,
+                what: "namespace",
+                rule: DNS_LABEL_RULE,
+            });
+        }
         let list = parse_experiment_list(&required(ENV_EXPERIMENT_LIST)?)?;
         // CLIENT_UUID is deliberately not read: no analytics are sent.
         Ok(Self {
@@ -112,12 +143,14 @@ pub struct ExperimentList {
 }
 
 /// Splits `EXPERIMENT_LIST` on `,`. Surrounding spaces are trimmed (the operator writes none);
-/// an empty entry is an error; a name given twice is kept once and reported in `repeated`.
+/// an empty entry or one that cannot name a ChaosExperiment is an error; a name given twice is
+/// kept once and reported in `repeated`.
 pub fn parse_experiment_list(value: &str) -> Result<ExperimentList, ConfigError> {
     let mut list = ExperimentList {
         names: Vec::new(),
         repeated: Vec::new(),
     };
+    let (mut seen, mut seen_twice) = (BTreeSet::new(), BTreeSet::new());
     for (position, entry) in value.split(',').enumerate() {
         let name = entry.trim();
         if name.is_empty() {
@@ -126,9 +159,15 @@ pub fn parse_experiment_list(value: &str) -> Result<ExperimentList, ConfigError>
                 position,
             });
         }
-        if !list.names.iter().any(|known| known == name) {
+        if !is_object_name(name) {
+            return Err(ConfigError::InvalidExperiment {
+                name: name.to_owned(),
+                position,
+            });
+        }
+        if seen.insert(name) {
             list.names.push(name.to_owned());
-        } else if !list.repeated.iter().any(|known| known == name) {
+        } else if seen_twice.insert(name) {
             list.repeated.push(name.to_owned());
         }
     }
@@ -215,6 +254,54 @@ mod tests {
             }
         );
         assert_eq!(parse_experiment_list(" a , b").unwrap().names, ["a", "b"]);
+    }
+
+    #[test]
+    fn names_no_object_could_have_are_refused_naming_the_variable() {
+        // fixtures/bad/env-*: a name with a space made a request the runner could not build,
+        // so it exited 1 and the kubelet restarted it on the same env for ever.
+        for bad in [
+            "e2e pass",
+            "Pod-Delete",
+            "../../secrets/token",
+            "a?watch=true",
+        ] {
+            let error = parse_experiment_list(&format!("ok,{bad}")).unwrap_err();
+            assert_eq!(
+                error,
+                ConfigError::InvalidExperiment {
+                    name: bad.into(),
+                    position: 1
+                }
+            );
+            assert!(error.to_string().contains("EXPERIMENT_LIST"), "{error}");
+        }
+        let mut vars = minimal();
+        vars.insert("CHAOSENGINE".into(), "my engine".into());
+        let error = RunnerConfig::from_env(&vars).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::InvalidName {
+                variable: "CHAOSENGINE",
+                ..
+            }
+        ));
+        let mut vars = minimal();
+        vars.insert("CHAOS_NAMESPACE".into(), "litmus.io".into());
+        let error = RunnerConfig::from_env(&vars).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "environment variable CHAOS_NAMESPACE=\"litmus.io\" is not a valid namespace name ({DNS_LABEL_RULE})"
+            )
+        );
+    }
+
+    #[test]
+    fn a_long_experiment_list_is_split_without_quadratic_lookups() {
+        let names: Vec<String> = (0..50_000).map(|index| format!("exp-{index}")).collect();
+        let list = parse_experiment_list(&format!("{0},{0}", names.join(","))).unwrap();
+        assert_eq!((list.names.len(), list.repeated.len()), (50_000, 50_000));
     }
 
     #[test]

@@ -55,6 +55,135 @@ where
     Ok(text.filter(|value| !value.is_empty()).map(T::from))
 }
 
+/// Reads a field of an object another program writes (the experiment pod writes the
+/// ChaosResult): a value of the wrong shape reads as the default instead of failing the whole
+/// object, so one odd field cannot keep the runner from the verdict.
+fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
+
+/// Reads a contract string written by another program: `null` and `""` mean unset, any other
+/// scalar reads as its text (`42` as `"42"`), a list or map as its JSON, so an odd value is kept
+/// (and reported as unknown) instead of failing the whole object.
+fn lenient_text<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<String>,
+{
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) if text.is_empty() => None,
+        serde_json::Value::String(text) => Some(T::from(text)),
+        other => Some(T::from(other.to_string())),
+    })
+}
+
+/// What an object name may be, for messages.
+pub const OBJECT_NAME_RULE: &str = "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters";
+/// What a namespace name may be, for messages.
+pub const DNS_LABEL_RULE: &str = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
+
+/// Whether `name` can name a ConfigMap, a Secret or a custom resource (ChaosEngine,
+/// ChaosExperiment, ChaosResult): an RFC 1123 subdomain. The API server refuses any other name,
+/// so no such object can exist (and a name with a space or a `/` would not even make a request).
+pub fn is_object_name(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label_text)
+}
+
+/// Whether `name` can name a namespace: an RFC 1123 label.
+pub fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && is_dns_label_text(name)
+}
+
+fn is_dns_label_text(text: &str) -> bool {
+    let alphanumeric = |byte: &u8| byte.is_ascii_lowercase() || byte.is_ascii_digit();
+    let bytes = text.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            alphanumeric(first)
+                && alphanumeric(last)
+                && bytes.iter().all(|byte| alphanumeric(byte) || *byte == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// An object from the API that does not decode, with the field that does not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
+pub struct DecodeError {
+    /// The field, e.g. `spec.experiments[0].spec.components.resources.limits`; empty when the
+    /// object as a whole is wrong (not a map).
+    pub path: String,
+    pub message: String,
+}
+
+/// Decodes an object read from the API (a ChaosEngine, a ChaosExperiment) so that an error
+/// names the field: serde_json reports none for a `Value`, and "invalid type: string, expected
+/// a map" alone does not tell a user what to fix.
+///
+/// The field is found on the error path only, by removing one key or element at a time (every
+/// field of these types may be absent) and descending into the one whose removal makes the
+/// object decode.
+pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, DecodeError> {
+    let error = match serde_json::from_value::<T>(value.clone()) {
+        Ok(decoded) => return Ok(decoded),
+        Err(error) => error,
+    };
+    let mut pointer = String::new();
+    let mut path = String::new();
+    loop {
+        let children: Vec<(String, String)> = match value.pointer(&pointer) {
+            Some(serde_json::Value::Object(map)) => map
+                .keys()
+                .map(|key| {
+                    let token = key.replace('~', "~0").replace('/', "~1");
+                    let shown = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!(".{key}")
+                    };
+                    (token, shown)
+                })
+                .collect(),
+            Some(serde_json::Value::Array(items)) => (0..items.len())
+                .map(|index| (index.to_string(), format!("[{index}]")))
+                .collect(),
+            _ => break,
+        };
+        let culprit = children.into_iter().find(|(token, _)| {
+            let mut trial = value.clone();
+            match trial.pointer_mut(&pointer) {
+                Some(serde_json::Value::Object(map)) => {
+                    let key = token.replace("~1", "/").replace("~0", "~");
+                    map.remove(&key);
+                }
+                Some(serde_json::Value::Array(items)) => {
+                    if let Ok(index) = token.parse::<usize>() {
+                        items.remove(index);
+                    }
+                }
+                _ => return false,
+            }
+            serde_json::from_value::<T>(trial).is_ok()
+        });
+        let Some((token, shown)) = culprit else {
+            break;
+        };
+        pointer = format!("{pointer}/{token}");
+        path.push_str(&shown);
+    }
+    Err(DecodeError {
+        path,
+        message: error.to_string(),
+    })
+}
+
 /// Reads a bool written either as a YAML/JSON bool or as the text `true`/`false`
 /// (empty text and `null` mean unset).
 fn bool_or_text<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
@@ -673,6 +802,11 @@ pub struct ExperimentSecurityContext {
 // ChaosResult
 
 /// A ChaosResult, written by the experiment pod; the runner only reads its verdict.
+///
+/// Read leniently below `metadata`: the experiment pod (any version, any image) writes it, so a
+/// field of the wrong shape reads as unset and a verdict or phase that is not a string as its
+/// text; the runner then records an unknown verdict as Error, naming it, rather than failing to
+/// read the object (which made it exit and restart on the same object for ever).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChaosResult {
@@ -682,9 +816,13 @@ pub struct ChaosResult {
     pub kind: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: ObjectMeta,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient")]
     pub spec: ChaosResultSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<ChaosResultStatus>,
 }
 litmus_resource!(ChaosResult, "ChaosResult", "chaosresults");
@@ -732,7 +870,7 @@ pub struct ChaosResultSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChaosResultStatus {
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient")]
     pub experiment_status: ResultExperimentStatus,
     /// Run history kept by the experiment pod; opaque to the runner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -745,20 +883,24 @@ pub struct ChaosResultStatus {
 pub struct ResultExperimentStatus {
     #[serde(
         default,
-        deserialize_with = "empty_as_none",
+        deserialize_with = "lenient_text",
         skip_serializing_if = "Option::is_none"
     )]
     pub phase: Option<ResultPhase>,
     #[serde(
         default,
-        deserialize_with = "empty_as_none",
+        deserialize_with = "lenient_text",
         skip_serializing_if = "Option::is_none"
     )]
     pub verdict: Option<Verdict>,
     /// A string such as `"100"` in current Litmus, a number in some older ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_success_percentage: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error_output: Option<ErrorOutput>,
 }
 
@@ -885,6 +1027,107 @@ mod tests {
         assert_eq!(ChaosEngine::plural(&()), "chaosengines");
         assert_eq!(ChaosExperiment::kind(&()), "ChaosExperiment");
         assert_eq!(ChaosResult::api_version(&()), "litmuschaos.io/v1alpha1");
+    }
+
+    #[test]
+    fn result_fields_of_the_wrong_shape_read_as_unset_or_as_text() {
+        // fixtures/bad/result-*: each of these failed to decode, and the runner, unable to read
+        // the verdict, exited 1 and read the same object again after every restart.
+        let result: ChaosResult = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo-pod-delete"},
+            "spec": "demo/pod-delete",
+            "status": {"experimentStatus": {"phase": 7, "verdict": 42,
+                       "errorOutput": "boom"}}
+        }))
+        .unwrap();
+        assert_eq!(result.verdict(), Some(&Verdict::Other("42".into())));
+        assert_eq!(result.phase(), Some(&ResultPhase::Other("7".into())));
+        assert_eq!(result.spec, ChaosResultSpec::default());
+        let status = &result.status.as_ref().unwrap().experiment_status;
+        assert_eq!(status.error_output, None);
+        for (experiment_status, verdict) in [
+            (serde_json::json!("done"), None),
+            (serde_json::json!({"verdict": ["Pass"]}), Some("[\"Pass\"]")),
+            (serde_json::json!({"verdict": ""}), None),
+            (serde_json::json!({"verdict": null}), None),
+            (serde_json::json!({"verdict": true}), Some("true")),
+        ] {
+            let result: ChaosResult = serde_json::from_value(serde_json::json!({
+                "status": {"experimentStatus": experiment_status}
+            }))
+            .unwrap();
+            assert_eq!(result.verdict().map(Verdict::as_str), verdict);
+        }
+        let result: ChaosResult =
+            serde_json::from_value(serde_json::json!({"status": "over"})).unwrap();
+        assert_eq!(result.status, None);
+    }
+
+    #[test]
+    fn decode_errors_name_the_field() {
+        // fixtures/bad/engine-resources-wrong-type: the upstream CRD leaves resources unchecked;
+        // `serde_json::from_value` says only "invalid type: string \"lots\", expected a map".
+        let engine = serde_json::json!({
+            "metadata": {"name": "bad"},
+            "spec": {"experiments": [
+                {"name": "ok"},
+                {"name": "e2e-pass", "spec": {"components": {"resources": {"limits": "lots"}}}}
+            ]}
+        });
+        let error = decode::<ChaosEngine>(engine).unwrap_err();
+        assert_eq!(
+            error.path,
+            "spec.experiments[1].spec.components.resources.limits"
+        );
+        assert_eq!(
+            error.to_string(),
+            "spec.experiments[1].spec.components.resources.limits: invalid type: string \"lots\", expected a map"
+        );
+        let error = decode::<ChaosExperiment>(serde_json::json!({"spec": {"definition": {
+            "securityContext": {"podSecurityContext": {"runAsUser": "root"}}
+        }}}))
+        .unwrap_err();
+        assert_eq!(
+            error.path,
+            "spec.definition.securityContext.podSecurityContext.runAsUser"
+        );
+        let error = decode::<ChaosEngine>(serde_json::json!("engine")).unwrap_err();
+        assert_eq!(error.path, "");
+        assert!(decode::<ChaosEngine>(serde_json::json!({"spec": {"a/b~c": 1}})).is_ok());
+    }
+
+    #[test]
+    fn object_names_are_rfc_1123_subdomains_and_namespaces_labels() {
+        for good in [
+            "a",
+            "pod-delete",
+            "pod.delete",
+            "0",
+            "a-b.c-d",
+            &"a".repeat(253),
+        ] {
+            assert!(is_object_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Pod-Delete",
+            "pod delete",
+            "-a",
+            "a-",
+            "a..b",
+            ".a",
+            "a/b",
+            "../x",
+            "a?b",
+            "é",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
+        assert!(is_dns_label("litmus") && is_dns_label(&"a".repeat(63)));
+        for bad in ["", "a.b", "Litmus", "a_b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
     }
 
     #[test]

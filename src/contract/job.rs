@@ -315,7 +315,12 @@ mod tests {
             let experiment = ChaosExperiment::new("x", ExperimentDefinition::default());
             let run = merge(&engine, &experiment, &RunnerEnv::offline(&engine)).unwrap();
             let job = build_job(&run, "x-abcdef", &engine).unwrap();
-            job.spec.unwrap().template.spec.unwrap().termination_grace_period_seconds
+            job.spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+                .termination_grace_period_seconds
         };
         // 0 would kill the experiment pod without the chance to revert its chaos.
         assert_eq!(grace_of(Some(0)), None);

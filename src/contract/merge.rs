@@ -15,7 +15,8 @@ use thiserror::Error;
 
 use crate::contract::config::RunnerConfig;
 use crate::contract::crd::{
-    ChaosEngine, ChaosExperiment, ExperimentOverrides, JobCleanUpPolicy, VolumeSource,
+    ChaosEngine, ChaosExperiment, ExperimentOverrides, JobCleanUpPolicy, OBJECT_NAME_RULE,
+    VolumeSource, is_object_name,
 };
 
 /// Label that ties every Job and pod of a run to its engine; the operator's abort uses it.
@@ -174,6 +175,9 @@ pub struct ExperimentRun {
     pub annotations: BTreeMap<String, String>,
     /// Unique names, in the order described at [`merge_env`].
     pub env: Vec<EnvVar>,
+    /// Where each var of `env` that the experiment or the engine defines was defined (the
+    /// winning definition), by name; the runner's own vars have none.
+    pub env_origins: BTreeMap<String, FieldOrigin>,
     pub config_maps: Vec<MountedVolume>,
     pub secrets: Vec<MountedVolume>,
     pub host_file_volumes: Vec<HostFileVolume>,
@@ -386,6 +390,18 @@ pub fn merge(
         overrides.env.as_slice(),
         forced.as_slice(),
     ]);
+    // Later definitions win, as in `merge_env`.
+    let mut env_origins = BTreeMap::new();
+    for (index, var) in definition.env.iter().enumerate() {
+        let origin = experiment_origin(format!("spec.definition.env[{index}]"));
+        env_origins.insert(var.name.clone(), origin);
+    }
+    if let Some((entry_index, _)) = entry {
+        for (index, var) in overrides.env.iter().enumerate() {
+            let origin = engine_origin(format!("{}.env[{index}]", overrides_path(entry_index)));
+            env_origins.insert(var.name.clone(), origin);
+        }
+    }
 
     let sidecars = if engine.sidecars_enabled() {
         engine
@@ -431,6 +447,7 @@ pub fn merge(
         labels,
         annotations: overrides.experiment_annotations.clone(),
         env,
+        env_origins,
         config_maps,
         secrets,
         host_file_volumes,
@@ -591,13 +608,67 @@ impl fmt::Display for DependencyKind {
 pub struct Dependency {
     pub kind: DependencyKind,
     pub name: String,
+    /// Empty for a ConfigMap an env var reads (`mounted` false).
     pub mount_path: String,
     /// For host files only.
     pub node_path: Option<String>,
     pub origin: FieldOrigin,
+    /// False for a ConfigMap read by an env var (`valueFrom.configMapKeyRef`, a sidecar's
+    /// `envFrom.configMapRef`): no volume, only its existence matters.
+    pub mounted: bool,
 }
 
-/// The run's ConfigMaps, Secrets (the experiment's and the sidecars') and host files.
+/// The ConfigMaps the containers' env reads and cannot start without (not `optional`), with
+/// the field that names each: the kubelet would leave the pod in `CreateContainerConfigError`
+/// until the status-check timeout. Secrets read this way are not listed: the Litmus users' Role
+/// cannot read Secrets, so their existence is left to the kubelet.
+fn env_config_maps(run: &ExperimentRun) -> Vec<(String, FieldOrigin)> {
+    let mut found = Vec::new();
+    for var in &run.env {
+        let reference = var
+            .value_from
+            .as_ref()
+            .and_then(|v| v.config_map_key_ref.as_ref());
+        if let (Some(reference), Some(origin)) = (reference, run.env_origins.get(&var.name))
+            && reference.optional != Some(true)
+        {
+            let mut origin = origin.clone();
+            origin.path.push_str(".valueFrom.configMapKeyRef");
+            found.push((reference.name.clone(), origin));
+        }
+    }
+    for (sidecar_index, sidecar) in run.sidecars.iter().enumerate() {
+        let sidecar_origin = |path: String| FieldOrigin {
+            kind: ObjectKind::ChaosEngine,
+            object: run.engine_name.clone(),
+            path: format!("spec.components.sidecar[{sidecar_index}].{path}"),
+        };
+        for (index, var) in sidecar.env.iter().enumerate() {
+            let reference = var
+                .value_from
+                .as_ref()
+                .and_then(|v| v.config_map_key_ref.as_ref());
+            if let Some(reference) = reference.filter(|r| r.optional != Some(true)) {
+                let origin = sidecar_origin(format!("env[{index}].valueFrom.configMapKeyRef"));
+                found.push((reference.name.clone(), origin));
+            }
+        }
+        for (index, source) in sidecar.env_from.iter().enumerate() {
+            if let Some(reference) = source
+                .config_map_ref
+                .as_ref()
+                .filter(|r| r.optional != Some(true))
+            {
+                let origin = sidecar_origin(format!("envFrom[{index}].configMapRef"));
+                found.push((reference.name.clone(), origin));
+            }
+        }
+    }
+    found
+}
+
+/// The run's ConfigMaps, Secrets (the experiment's and the sidecars') and host files, and the
+/// ConfigMaps its env reads (each ConfigMap once).
 pub fn dependencies(run: &ExperimentRun) -> Vec<Dependency> {
     let mounted = |kind: DependencyKind, volume: &MountedVolume| Dependency {
         kind,
@@ -605,6 +676,7 @@ pub fn dependencies(run: &ExperimentRun) -> Vec<Dependency> {
         mount_path: volume.mount_path.clone(),
         node_path: None,
         origin: volume.origin.clone(),
+        mounted: true,
     };
     let mut found: Vec<Dependency> = Vec::new();
     found.extend(
@@ -633,7 +705,23 @@ pub fn dependencies(run: &ExperimentRun) -> Vec<Dependency> {
         mount_path: host.mount_path.clone(),
         node_path: Some(host.node_path.clone()),
         origin: host.origin.clone(),
+        mounted: true,
     }));
+    for (name, origin) in env_config_maps(run) {
+        let known = found
+            .iter()
+            .any(|dep| dep.kind == DependencyKind::ConfigMap && dep.name == name);
+        if name.is_empty() || !known {
+            found.push(Dependency {
+                kind: DependencyKind::ConfigMap,
+                name,
+                mount_path: String::new(),
+                node_path: None,
+                origin,
+                mounted: false,
+            });
+        }
+    }
     found
 }
 
@@ -655,6 +743,17 @@ pub enum StructureError {
         first: FieldOrigin,
         second: FieldOrigin,
     },
+    /// No ConfigMap or Secret can have this name (and a request for it may not even be built).
+    #[error("{origin}.{field} {value:?} is not a valid object name ({OBJECT_NAME_RULE})")]
+    InvalidName {
+        origin: FieldOrigin,
+        field: &'static str,
+        value: String,
+    },
+    #[error(
+        "ChaosResult name {name:?} (<engine>-<experiment>-<INSTANCE_ID>, INSTANCE_ID from {origin}) is not a valid object name ({OBJECT_NAME_RULE}): the experiment could never write its result"
+    )]
+    InvalidResultName { name: String, origin: String },
 }
 
 /// All structural problems of a run, in field order (never empty).
@@ -662,8 +761,11 @@ pub enum StructureError {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct StructureErrors(pub Vec<StructureError>);
 
-/// Checks what needs no cluster: an image, and name + mountPath (+ nodePath for host files)
-/// on every dependency, and no volume name used for two different volumes.
+/// Checks what needs no cluster: an image (the sidecars' too), and name + mountPath (+ nodePath
+/// for host files) on every dependency, ConfigMap and Secret names that an object can have, no
+/// volume name used for two different volumes, env vars with names, and a ChaosResult name the
+/// experiment can write.
+// Long on purpose: one pass per kind of field, in the order the problems are reported.
 pub fn check_structure(run: &ExperimentRun) -> Result<(), StructureErrors> {
     let mut problems = Vec::new();
     if run.image.is_empty() {
@@ -672,6 +774,38 @@ pub fn check_structure(run: &ExperimentRun) -> Result<(), StructureErrors> {
             engine: run.engine_name.clone(),
         });
     }
+    for (index, sidecar) in run.sidecars.iter().enumerate() {
+        if sidecar.image.is_empty() {
+            problems.push(StructureError::EmptyField {
+                origin: FieldOrigin {
+                    kind: ObjectKind::ChaosEngine,
+                    object: run.engine_name.clone(),
+                    path: format!("spec.components.sidecar[{index}]"),
+                },
+                field: "image",
+            });
+        }
+    }
+    for var in &run.env {
+        let Some(origin) = run.env_origins.get(&var.name) else {
+            continue;
+        };
+        if var.name.is_empty() {
+            problems.push(StructureError::EmptyField {
+                origin: origin.clone(),
+                field: "name",
+            });
+        }
+        let secret = var
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref());
+        if let Some(secret) = secret {
+            let mut origin = origin.clone();
+            origin.path.push_str(".valueFrom.secretKeyRef");
+            problems.extend(name_problem(&origin, &secret.name));
+        }
+    }
     let mut volume_names: BTreeMap<&str, (DependencyKind, &FieldOrigin)> = BTreeMap::new();
     let dependencies = dependencies(run);
     for dependency in &dependencies {
@@ -679,8 +813,15 @@ pub fn check_structure(run: &ExperimentRun) -> Result<(), StructureErrors> {
             origin: dependency.origin.clone(),
             field,
         };
-        if dependency.name.is_empty() {
-            problems.push(empty("name"));
+        if dependency.kind == DependencyKind::HostFile {
+            if dependency.name.is_empty() {
+                problems.push(empty("name"));
+            }
+        } else {
+            problems.extend(name_problem(&dependency.origin, &dependency.name));
+        }
+        if !dependency.mounted {
+            continue;
         }
         if dependency.mount_path.is_empty() {
             problems.push(empty("mountPath"));
@@ -704,10 +845,38 @@ pub fn check_structure(run: &ExperimentRun) -> Result<(), StructureErrors> {
             }
         }
     }
+    if let Some(instance) = run.instance_id() {
+        let name = run.result_name();
+        if !is_object_name(&name) {
+            let origin = run
+                .env_origins
+                .get("INSTANCE_ID")
+                .map_or_else(|| format!("INSTANCE_ID {instance:?}"), ToString::to_string);
+            problems.push(StructureError::InvalidResultName { name, origin });
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(StructureErrors(problems))
+    }
+}
+
+/// An empty name, or one no ConfigMap or Secret can have.
+fn name_problem(origin: &FieldOrigin, name: &str) -> Option<StructureError> {
+    if name.is_empty() {
+        Some(StructureError::EmptyField {
+            origin: origin.clone(),
+            field: "name",
+        })
+    } else if !is_object_name(name) {
+        Some(StructureError::InvalidName {
+            origin: origin.clone(),
+            field: "name",
+            value: name.to_owned(),
+        })
+    } else {
+        None
     }
 }
 
@@ -952,6 +1121,130 @@ mod tests {
         let host = dependencies(&merged).pop().unwrap();
         assert_eq!(host.kind, DependencyKind::HostFile);
         assert_eq!(merged.host_file_volumes[0].type_, "File");
+    }
+
+    fn config_map_ref(name: &str, optional: Option<bool>) -> Option<EnvVarSource> {
+        Some(EnvVarSource {
+            config_map_key_ref: Some(k8s_openapi::api::core::v1::ConfigMapKeySelector {
+                name: name.into(),
+                key: "k".into(),
+                optional,
+            }),
+            ..EnvVarSource::default()
+        })
+    }
+
+    #[test]
+    fn env_config_map_references_are_dependencies_named_by_their_field() {
+        // fixtures/bad/engine-valuefrom-*: a missing ConfigMap read by an env var left the pod
+        // in CreateContainerConfigError until the status-check timeout; now it is checked first.
+        let engine = engine_with(ExperimentOverrides {
+            env: vec![
+                EnvVar {
+                    name: "TARGET".into(),
+                    value: None,
+                    value_from: config_map_ref("targets", None),
+                },
+                EnvVar {
+                    name: "MAYBE".into(),
+                    value: None,
+                    value_from: config_map_ref("absent-is-fine", Some(true)),
+                },
+                EnvVar {
+                    name: "MOUNTED".into(),
+                    value: None,
+                    value_from: config_map_ref("settings", None),
+                },
+            ],
+            config_maps: vec![VolumeSource {
+                name: "settings".into(),
+                mount_path: "/etc/settings".into(),
+            }],
+            ..ExperimentOverrides::default()
+        });
+        let merged = run(
+            &engine,
+            ExperimentDefinition {
+                image: "img".into(),
+                ..ExperimentDefinition::default()
+            },
+        );
+        let found: Vec<(String, bool, String)> = dependencies(&merged)
+            .into_iter()
+            .map(|d| (d.name, d.mounted, d.origin.to_string()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "settings".to_owned(),
+                    true,
+                    "ChaosEngine demo: spec.experiments[0].spec.components.configMaps[0]".to_owned()
+                ),
+                (
+                    "targets".to_owned(),
+                    false,
+                    "ChaosEngine demo: spec.experiments[0].spec.components.env[0].valueFrom.configMapKeyRef"
+                        .to_owned()
+                ),
+            ]
+        );
+        assert_eq!(check_structure(&merged), Ok(()));
+    }
+
+    #[test]
+    fn names_no_object_can_have_and_unnamed_env_vars_are_structure_errors() {
+        // fixtures/bad/engine-configmap-name-invalid, -instance-id-invalid, -env-without-name,
+        // -sidecar-without-image: the ConfigMap name with a space made a request the runner
+        // could not build (exit 1, restarted for ever); the others made a Job the API server
+        // refuses or a ChaosResult name the experiment cannot write.
+        let mut engine = engine_with(ExperimentOverrides {
+            env: vec![var("", "x"), var("INSTANCE_ID", "run 1")],
+            config_maps: vec![VolumeSource {
+                name: "my config".into(),
+                mount_path: "/etc/x".into(),
+            }],
+            ..ExperimentOverrides::default()
+        });
+        engine.spec.components.sidecar = vec![crate::contract::crd::Sidecar::default()];
+        engine.metadata.annotations = Some(BTreeMap::from([(
+            crate::contract::crd::SIDECAR_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]));
+        let merged = run(
+            &engine,
+            ExperimentDefinition {
+                image: "img".into(),
+                ..ExperimentDefinition::default()
+            },
+        );
+        let messages: Vec<String> = check_structure(&merged)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let path = "ChaosEngine demo: spec.experiments[0].spec.components";
+        assert_eq!(messages.len(), 4, "{messages:#?}");
+        assert_eq!(
+            messages[0],
+            "ChaosEngine demo: spec.components.sidecar[0].image is empty"
+        );
+        assert_eq!(messages[1], format!("{path}.env[0].name is empty"));
+        assert!(
+            messages[2].starts_with(&format!(
+                "{path}.configMaps[0].name \"my config\" is not a valid object name"
+            )),
+            "{}",
+            messages[2]
+        );
+        assert!(
+            messages[3].starts_with(&format!(
+                "ChaosResult name \"demo-pod-delete-run 1\" (<engine>-<experiment>-<INSTANCE_ID>, INSTANCE_ID from {path}.env[1])"
+            )),
+            "{}",
+            messages[3]
+        );
     }
 
     #[test]

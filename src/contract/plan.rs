@@ -65,12 +65,15 @@ pub const PLAN_ANNOTATIONS: [&str; 7] = [
     ON_DEPENDENCY_FAILURE_ANNOTATION,
 ];
 
+/// The Monitor deadline of every attempt, whole seconds (read by the driver, shown by `plan`).
+pub const MONITOR_TIMEOUT_ANNOTATION: &str = "chaos-runner.io/monitor-timeout";
+
 /// Annotations under the prefix that other parts of the runner read; the planner accepts them.
 pub const OTHER_RUNNER_ANNOTATIONS: [&str; 4] = [
     "chaos-runner.io/audit",
     "chaos-runner.io/monitoring",
     "chaos-runner.io/exporter-image",
-    "chaos-runner.io/monitor-timeout",
+    MONITOR_TIMEOUT_ANNOTATION,
 ];
 
 /// Upper bound of `max-parallel`: beyond it the value is a typo, not a wish.

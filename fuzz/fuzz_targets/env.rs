@@ -1,0 +1,10 @@
+//! cargo-fuzz target `env`: `targets::env` (see `fuzz/targets.rs`).
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = targets::env(data);
+});

@@ -657,7 +657,8 @@ impl AttemptRunner {
 
     fn merge(&self, raw: DynamicObject) -> Result<ExperimentRun, String> {
         let experiment: ChaosExperiment = serde_json::to_value(&raw)
-            .and_then(serde_json::from_value)
+            .map_err(|e| e.to_string())
+            .and_then(|value| crate::contract::crd::decode(value).map_err(|e| e.to_string()))
             .map_err(|e| format!("ChaosExperiment {} is malformed: {e}", self.key.experiment))?;
         // With an exporter, the experiment's TRACE_PARENT is this attempt's span (its spans
         // become the attempt's children); otherwise the runner's own, unchanged.

@@ -165,15 +165,17 @@ async fn open_engine(
     let events = EventSink::new(client.clone(), engine_ref, access.patch_events);
     // An engine this runner cannot read will not read better after a restart: report it where
     // users look and end (exit 0) rather than crash-loop.
-    let engine: ChaosEngine =
-        match serde_json::to_value(&raw_engine).and_then(serde_json::from_value) {
-            Ok(engine) => engine,
-            Err(error) => {
-                let message = format!("the ChaosEngine spec cannot be read: {error}");
-                let end = report_unrunnable(&events, &engines, config, "EngineInvalid", message);
-                return end.await.map(Err);
-            }
-        };
+    let engine: ChaosEngine = match serde_json::to_value(&raw_engine)
+        .map_err(|e| e.to_string())
+        .and_then(|value| crate::contract::crd::decode(value).map_err(|e| e.to_string()))
+    {
+        Ok(engine) => engine,
+        Err(error) => {
+            let message = format!("the ChaosEngine spec cannot be read: {error}");
+            let end = report_unrunnable(&events, &engines, config, "EngineInvalid", message);
+            return end.await.map(Err);
+        }
+    };
     let found = match RunRecord::from_status(raw_engine.data.get("status")) {
         Ok(found) => found,
         Err(error) => {

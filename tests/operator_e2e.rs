@@ -1221,6 +1221,19 @@ async fn engine_state_stop_mid_run_aborts_every_experiment() -> anyhow::Result<(
     cluster
         .explained(cluster.world.wait_no_jobs_or_pods(POD_TIMEOUT).await)
         .await?;
+    expect_aborted_by_the_operator(&cluster, &uid, "the abort").await?;
+    eprintln!("op-abort: done in {:?}", cluster.started.elapsed());
+    Ok(())
+}
+
+/// The end of an aborted run (stop or deletion) with one experiment started: the operator's
+/// and the runner's Event reasons, the second experiment never played, one Job, no runner pod
+/// started again, the runner exited 0 once, and clean logs.
+async fn expect_aborted_by_the_operator(
+    cluster: &Cluster,
+    uid: &str,
+    after: &str,
+) -> anyhow::Result<()> {
     cluster
         .expect_reasons(
             OPERATOR_COMPONENT,
@@ -1248,13 +1261,11 @@ async fn engine_state_stop_mid_run_aborts_every_experiment() -> anyhow::Result<(
     let runner = cluster.pods().get_opt(RUNNER_POD).await?;
     cluster
         .ensure(runner.is_none(), || {
-            format!("a runner pod exists after the abort: {runner:?}")
+            format!("a runner pod exists after {after}: {runner:?}")
         })
         .await?;
-    cluster.expect_runner_exits(&[(&uid, &[0])]).await?;
-    cluster.expect_clean_logs().await?;
-    eprintln!("op-abort: done in {:?}", cluster.started.elapsed());
-    Ok(())
+    cluster.expect_runner_exits(&[(uid, &[0])]).await?;
+    cluster.expect_clean_logs().await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1539,37 +1550,7 @@ async fn deleting_the_engine_mid_run_ends_the_run_and_the_operator_cleans_up() -
             })
             .await?;
     }
-    cluster
-        .expect_reasons(
-            OPERATOR_COMPONENT,
-            &[("ChaosEngineInitialized", 1), ("ChaosEngineStopped", 1)],
-            &["ChaosEngineCompleted", "ChaosResourcesOperationFailed"],
-        )
-        .await?;
-    cluster
-        .expect_reasons(
-            RUNNER_POD,
-            &[("ExperimentJobCreate", 1), ("ExperimentAborted", 1)],
-            &["ExperimentPodCompleted", "ChaosResultRead"],
-        )
-        .await?;
-    ensure!(
-        cluster.played("e2e-fail").is_empty(),
-        "e2e-fail was played: {:?}",
-        cluster.played("e2e-fail")
-    );
-    cluster
-        .explained(cluster.world.expect_one_job_per_attempt(1))
-        .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let runner = cluster.pods().get_opt(RUNNER_POD).await?;
-    cluster
-        .ensure(runner.is_none(), || {
-            format!("a runner pod exists after the engine's deletion: {runner:?}")
-        })
-        .await?;
-    cluster.expect_runner_exits(&[(&uid, &[0])]).await?;
-    cluster.expect_clean_logs().await?;
+    expect_aborted_by_the_operator(&cluster, &uid, "the engine's deletion").await?;
     eprintln!("op-delete: done in {:?}", cluster.started.elapsed());
     Ok(())
 }

@@ -95,6 +95,17 @@ async fn new_world(prefix: &str, service_account: &str, engine: Value) -> anyhow
     World::new(&SUITE, prefix, service_account, engine).await
 }
 
+/// Waits until `attempt`'s stored checkpoint is Monitor with its pod recorded (running).
+async fn monitoring_its_pod(world: &World, attempt: &str) -> anyhow::Result<()> {
+    let what = format!("{attempt} in Monitor with its pod running");
+    wait_until(RUN_TIMEOUT, &what, async || {
+        let status = world.status().await?;
+        let cp = &status["chaosRunner"]["attempts"][attempt];
+        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
+    })
+    .await
+}
+
 /// Names of the pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`).
 fn pods_of(world: &World, exp: &str) -> BTreeSet<String> {
     let prefix = format!("{exp}-");
@@ -677,12 +688,7 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
     .await?;
     let mut runner = world.spawn(&["e2e-pass"], &[])?;
     // In Monitor with the pod running and recorded.
-    wait_until(RUN_TIMEOUT, "Monitor with the pod running", async || {
-        let status = world.status().await?;
-        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
-        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
-    })
-    .await?;
+    monitoring_its_pod(&world, "e2e-pass#1").await?;
 
     let started = Instant::now();
     match how {
@@ -860,12 +866,7 @@ async fn late_restart(service_account: &str) -> anyhow::Result<()> {
     )
     .await?;
     let mut first = world.spawn(&["e2e-pass"], &[])?;
-    wait_until(RUN_TIMEOUT, "Monitor with the pod running", async || {
-        let status = world.status().await?;
-        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
-        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
-    })
-    .await?;
+    monitoring_its_pod(&world, "e2e-pass#1").await?;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
     // Down for three and a half status-check timeouts.
@@ -940,12 +941,7 @@ async fn a_user_deadline_counts_from_the_monitor_entry_across_a_restart() -> any
         json!({"chaos-runner.io/monitor-timeout": deadline_s.to_string()});
     let world = new_world("user-deadline", SA_DEPLOY, spec).await?;
     let mut first = world.spawn(&["e2e-pass"], &[])?;
-    wait_until(RUN_TIMEOUT, "Monitor with the pod running", async || {
-        let status = world.status().await?;
-        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
-        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
-    })
-    .await?;
+    monitoring_its_pod(&world, "e2e-pass#1").await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
@@ -997,12 +993,7 @@ async fn an_operator_abort_lists_every_experiment_forcefully_aborted() -> anyhow
     )
     .await?;
     let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
-    wait_until(RUN_TIMEOUT, "the first experiment in Monitor", async || {
-        let status = world.status().await?;
-        let cp = &status["chaosRunner"]["attempts"]["e2e-pass#1"];
-        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
-    })
-    .await?;
+    monitoring_its_pod(&world, "e2e-pass#1").await?;
     // The operator's copy, read as it reconciles the stop.
     let copy = world.status().await?["experiments"].clone();
     let waiting = entry(&json!({"experiments": copy.clone()}), "e2e-fail")?.clone();

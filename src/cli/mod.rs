@@ -554,7 +554,7 @@ pub fn render(args: &RenderArgs) -> Result<String, RenderError> {
     {
         engine.metadata.uid = Some(PLACEHOLDER_ENGINE_UID.to_owned());
     }
-    if engine.sidecars_enabled() && engine.spec.components.sidecar.is_empty() {
+    if engine.sidecars_enabled_without_any() {
         return Err(RenderError::NoSidecar {
             file: args.engine.clone(),
             engine: engine.name().to_owned(),

@@ -131,7 +131,8 @@ pub struct DecodeError {
 /// field of these types may be absent) and descending into the one whose removal makes the
 /// object decode.
 pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, DecodeError> {
-    let error = match serde_json::from_value::<T>(value.clone()) {
+    // Decoded from a reference: the value is cloned only on the error path, to find the field.
+    let error = match T::deserialize(&value) {
         Ok(decoded) => return Ok(decoded),
         Err(error) => error,
     };
@@ -666,6 +667,12 @@ impl ChaosEngine {
             .as_ref()
             .and_then(|annotations| annotations.get(SIDECAR_ANNOTATION))
             .is_some_and(|value| value != "false")
+    }
+
+    /// `sidecar/enabled` set with no sidecar defined: the Go runner skips such an experiment
+    /// (`SideCarPatchError`), and so do the run and `render`.
+    pub fn sidecars_enabled_without_any(&self) -> bool {
+        self.sidecars_enabled() && self.spec.components.sidecar.is_empty()
     }
 
     /// The first `spec.experiments` entry with this name, and its index.

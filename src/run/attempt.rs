@@ -703,9 +703,7 @@ impl AttemptRunner {
             }
         };
         // The Go runner skips such an experiment with this Warning (`SideCarPatchError`).
-        if self.context.engine.sidecars_enabled()
-            && self.context.engine.spec.components.sidecar.is_empty()
-        {
+        if self.context.engine.sidecars_enabled_without_any() {
             let reason = format!(
                 "the engine's {} annotation enables sidecars but spec.components.sidecar defines none",
                 crate::contract::crd::SIDECAR_ANNOTATION

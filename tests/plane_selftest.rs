@@ -1166,3 +1166,56 @@ async fn block_owner_deletion_needs_update_on_the_owners_finalizers() -> anyhow:
     .await?;
     Ok(())
 }
+
+/// The benchmark measures the runner's engine writes in bytes: the plane's audit policy logs the
+/// body (`requestObject`) of patches and updates of ChaosEngines, and of nothing else.
+#[tokio::test]
+async fn the_audit_log_holds_the_bodies_of_chaos_engine_writes_only() -> anyhow::Result<()> {
+    let ns = TestNamespace::create("selftest-audit").await?;
+    ns.apply_yaml(
+        "apiVersion: litmuschaos.io/v1alpha1\nkind: ChaosEngine\nmetadata:\n  name: audit-engine\nspec:\n  engineState: active\n---\napiVersion: litmuschaos.io/v1alpha1\nkind: ChaosExperiment\nmetadata:\n  name: audit-experiment\nspec:\n  definition:\n    scope: Namespaced\n",
+    )
+    .await?;
+    // After the apply (itself a patch): only the two merge patches below count.
+    let Some(audit) = common::AuditCursor::now()? else {
+        return Ok(()); // the plane exports no audit log
+    };
+    let body = json!({"metadata": {"annotations": {"selftest/audit": "x".repeat(100)}}});
+    let patch = kube::api::Patch::Merge(&body);
+    let params = kube::api::PatchParams::default();
+    ns.litmus_api(common::LitmusKind::ChaosEngine)
+        .patch("audit-engine", &params, &patch)
+        .await?;
+    ns.litmus_api(common::LitmusKind::ChaosExperiment)
+        .patch("audit-experiment", &params, &patch)
+        .await?;
+
+    let patch_of = |requests: &[Value], resource: &str| -> Option<Value> {
+        requests
+            .iter()
+            .find(|event| {
+                event["verb"] == "patch"
+                    && event["objectRef"]["resource"] == resource
+                    && event["objectRef"]["namespace"] == ns.name()
+            })
+            .cloned()
+    };
+    let (engine, experiment) = common::wait_until(
+        Duration::from_secs(5),
+        "both patches in the audit log",
+        async || {
+            let requests = audit.requests()?;
+            Ok(patch_of(&requests, "chaosengines").zip(patch_of(&requests, "chaosexperiments")))
+        },
+    )
+    .await?;
+    ensure!(
+        engine["level"] == "Request" && engine["requestObject"] == body,
+        "the engine patch is logged with its body: {engine}"
+    );
+    ensure!(
+        experiment["level"] == "Metadata" && experiment.get("requestObject").is_none(),
+        "other writes are logged without bodies: {experiment}"
+    );
+    Ok(())
+}

@@ -4,8 +4,10 @@
 # bench in the release profile, runs the bench against target/release/chaos-runner, and prints
 # the markdown table (also written to target/bench-report.md). A plane this script started is
 # stopped again at the end, also on failure or Ctrl-C; one it found running is left alone.
-# Settings: BENCH_REPEATS (standard runs per mode, default 3), BENCH_SCALE_EXPERIMENTS
-# (default 100). Progress goes to stderr, the table to stdout.
+# Settings: BENCH_REPEATS (standard runs per mode, default 3; 0 skips them), BENCH_LADDER (the
+# scale ladder's plan sizes in attempts, default "10,100,1000,10000"; empty skips it; each rung
+# has its own timeout, BENCH_RUNG_TIMEOUT seconds for all of them if set; a failed rung is
+# reported, not fatal). Progress goes to stderr, the tables to stdout.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,7 +66,7 @@ if [[ -z "$bench_binary" || ! -x "$bench_binary" ]]; then
   exit 1
 fi
 
-say "running $bench_binary --bench (about 2-3 min)"
+say "running $bench_binary --bench (standard runs about 2-3 min; ladder rungs 10 and 100 under a minute, 1000 about 4-5 min, 10000 about 40 min)"
 "$bench_binary" --bench &
 bench_pid=$!
 status=0

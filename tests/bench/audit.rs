@@ -1,5 +1,6 @@
 //! Reading the kube-apiserver's audit log (JSON lines, policy level `Metadata`): which requests
-//! one identity made, when, with which verb on which resource.
+//! one identity made, when, with which verb on which resource; and, for the writes the plane's
+//! policy logs at level `Request` (patches and updates of ChaosEngines), the size of the body.
 //!
 //! Every request is counted once, by `auditID`: a plain request is logged at stage
 //! `ResponseComplete`; a watch is logged at `ResponseStarted` when it opens and at
@@ -34,6 +35,11 @@ pub struct AuditRequest {
     pub answered: SystemTime,
     /// HTTP status code, when logged.
     pub code: Option<u16>,
+    /// The request body's size in bytes, when the policy logged the body (`requestObject`,
+    /// level `Request`): the length of its compact JSON serialization. The apiserver embeds a
+    /// JSON body as it was sent, compacted, so this is the body's size on the wire up to
+    /// whitespace and string escapes.
+    pub body_bytes: Option<usize>,
 }
 
 impl AuditRequest {
@@ -226,6 +232,10 @@ fn read_requests(
             received: at("requestReceivedTimestamp")?,
             answered: at("stageTimestamp")?,
             code,
+            body_bytes: event
+                .get("requestObject")
+                .filter(|body| !body.is_null())
+                .map(|body| body.to_string().len()),
         });
     }
     Ok(())

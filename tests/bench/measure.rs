@@ -1,6 +1,7 @@
 //! One measured run of the runner binary against the local control plane: the runner as a child
 //! process, the pod simulator playing the experiment pods, the engine followed with the admin
-//! client, the runner's memory sampled from `/proc`, its requests read from the audit log.
+//! client (every copy's size, each verdict's arrival), the runner's memory sampled from `/proc`,
+//! its requests read from the audit log, its per-attempt outcomes from its own final log lines.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, DynamicObject, GetParams, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use podsim::SimEventKind;
 use serde_json::Value;
@@ -20,11 +22,13 @@ use crate::common::{LitmusKind, RunnerProcess, RunnerSpec, TestNamespace, plane}
 /// How long the sampler waits between two reads of `/proc/<pid>/status`.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(20);
 
-/// An experiment of the run and the verdict its simulated pod is scripted to produce.
+/// An experiment of the run, the verdict its simulated pod is scripted to produce, and how many
+/// attempts (iterations) of it the plan has.
 #[derive(Debug, Clone)]
 pub struct Expected {
     pub experiment: String,
     pub verdict: String,
+    pub iterations: u32,
 }
 
 /// What one run of the runner measured.
@@ -37,8 +41,18 @@ pub struct RunMeasurement {
     pub exit_ok: bool,
     /// Process spawn to exit.
     pub wall: Duration,
-    /// Per experiment: expected verdict and the one in the final `status.experiments`.
+    /// Per experiment: expected verdict and what the final `status.experiments` entry says:
+    /// its verdict when the entry is `Completed` on the last iteration, else
+    /// `<status>/<verdict>` (and the iteration it is on) — never equal to an expected verdict.
     pub verdicts: Vec<(Expected, Option<String>)>,
+    /// Per attempt (`<experiment>#<iteration>`), the outcome the runner logged at its end
+    /// (`experiment finished`, one line per attempt; e.g. `Pass`, `Fail (…)`).
+    pub attempt_outcomes: Vec<(String, String)>,
+    /// The runner's last `ERROR` log line of its own (message and error), if any.
+    pub last_error: Option<String>,
+    /// Warning Events on the engine after the run: (reason, message), first seen first, each
+    /// reason once — why a run that went wrong went wrong (e.g. `PlanInvalid`).
+    pub warnings: Vec<(String, String)>,
     /// Every request the runner's identity made, from the audit log.
     pub requests: Vec<AuditRequest>,
     /// Per experiment: pod completion (podsim) → first engine copy with that entry final.
@@ -64,9 +78,13 @@ pub struct RunMeasurement {
     pub pods_completed_ms: Option<(f64, f64)>,
     /// Spawn → the first engine copy with every entry final (ms).
     pub all_final_ms: Option<f64>,
-    /// Sizes in the engine's last copy: the whole object as JSON, `status.chaosRunner`, and
-    /// the `chaos-runner.io/audit` annotation (bytes).
-    pub engine_bytes: usize,
+    /// Sizes in the engine's last copy the admin watch saw: `status.chaosRunner` and the
+    /// `chaos-runner.io/audit` annotation (bytes, JSON).
+    /// The largest copy of the engine the admin watch delivered during the run (it delivers
+    /// every version written, unless it falls behind), as compact JSON (bytes).
+    pub engine_peak_bytes: usize,
+    /// The body of a GET of the engine after the run (the JSON as the apiserver serves it).
+    pub engine_final_bytes: Option<usize>,
     pub record_bytes: usize,
     pub trail_bytes: usize,
 }
@@ -77,6 +95,42 @@ impl RunMeasurement {
             .iter()
             .filter(|(expected, got)| got.as_deref() == Some(expected.verdict.as_str()))
             .count()
+    }
+
+    /// The attempts the plan has: every experiment's iterations.
+    pub fn attempts_expected(&self) -> usize {
+        self.verdicts
+            .iter()
+            .map(|(expected, _)| expected.iterations as usize)
+            .sum()
+    }
+
+    /// Attempts whose logged outcome is the verdict their experiment's pod was scripted to
+    /// produce (each attempt counted once).
+    pub fn attempts_right(&self) -> usize {
+        let wanted: BTreeMap<&str, &str> = self
+            .verdicts
+            .iter()
+            .map(|(e, _)| (e.experiment.as_str(), e.verdict.as_str()))
+            .collect();
+        let right: std::collections::BTreeSet<&str> = self
+            .attempt_outcomes
+            .iter()
+            .filter(|(attempt, outcome)| {
+                let experiment = attempt.split('#').next().unwrap_or(attempt);
+                let verdict = outcome.split_whitespace().next().unwrap_or_default();
+                wanted.get(experiment) == Some(&verdict)
+            })
+            .map(|(attempt, _)| attempt.as_str())
+            .collect();
+        right.len()
+    }
+
+    /// Every attempt ended with the right verdict, every entry is final and right, exit 0.
+    pub fn all_right(&self) -> bool {
+        self.exit_ok
+            && self.verdicts_right() == self.verdicts.len()
+            && self.attempts_right() == self.attempts_expected()
     }
 
     /// Requests with this verb on this resource (`verb resource`, as [`AuditRequest::kind`]).
@@ -103,13 +157,14 @@ pub async fn measure_run(
     // Follow the engine from before the start, so the first copy with a verdict is seen.
     let engine_log = Arc::new(Mutex::new(EngineLog::default()));
     let (copies_tx, mut copies_rx) = watch::channel(0usize);
-    let follower = tokio::spawn(follow_engine(
+    // Stopped when this function returns, also early (a timeout, an error).
+    let follower = AbortOnDrop(tokio::spawn(follow_engine(
         namespace.litmus_api(LitmusKind::ChaosEngine),
         spec.engine.clone(),
-        expected.len(),
+        expected.to_vec(),
         engine_log.clone(),
         copies_tx,
-    ));
+    )));
     tokio::time::timeout(Duration::from_secs(20), copies_rx.wait_for(|n| *n > 0))
         .await
         .context("the admin watch did not deliver the engine within 20 s")?
@@ -149,7 +204,9 @@ pub async fn measure_run(
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    follower.abort();
+    drop(follower);
+    let engine_final_bytes = engine_json_bytes(namespace, &spec.engine).await;
+    let warnings = warning_events(namespace, &spec.engine).await;
     // The apiserver writes the audit event of a request when it answers; give the last
     // answers a moment to reach the file.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -199,10 +256,18 @@ pub async fn measure_run(
     let verdicts = expected
         .iter()
         .map(|e| {
-            let got = entries
-                .get(&e.experiment)
-                .and_then(|entry| entry["verdict"].as_str())
-                .map(str::to_owned);
+            let got = entries.get(&e.experiment).map(|entry| {
+                let verdict = entry["verdict"].as_str().unwrap_or("no verdict");
+                let status = entry["status"].as_str().unwrap_or("no status");
+                match entry_iteration(entry) {
+                    _ if status != "Completed" => format!("{status}/{verdict}"),
+                    Some(at) if at < e.iterations => {
+                        format!("{status}/{verdict} at iteration {at}/{}", e.iterations)
+                    }
+                    None if e.iterations > 1 => format!("{status}/{verdict} without iteration"),
+                    _ => verdict.to_owned(),
+                }
+            });
             (e.clone(), got)
         })
         .collect();
@@ -284,6 +349,9 @@ pub async fn measure_run(
     let output = runner.output();
     Ok(RunMeasurement {
         mode_logged: mode_line(&output),
+        attempt_outcomes: attempt_outcomes(&output),
+        last_error: last_error(&output),
+        warnings,
         exit: status
             .code()
             .map_or_else(|| status.to_string(), |code| code.to_string()),
@@ -314,7 +382,10 @@ pub async fn measure_run(
         pods_running_ms: span(|k| matches!(k, SimEventKind::Running)),
         pods_completed_ms: span(|k| matches!(k, SimEventKind::Completed { .. })),
         all_final_ms: since_spawn(engine_log.all_final_at),
-        engine_bytes: engine_log.engine_bytes,
+        engine_peak_bytes: engine_log
+            .engine_peak_bytes
+            .max(engine_final_bytes.unwrap_or(0)),
+        engine_final_bytes,
         record_bytes: engine_log.record_bytes,
         trail_bytes: engine_log.trail_bytes,
     })
@@ -370,6 +441,108 @@ fn mode_line(output: &str) -> Option<String> {
     })
 }
 
+/// A spawned task that is aborted when this is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The runner's per-attempt outcomes from its JSON log: the `experiment finished` lines it
+/// writes at the end of a run (`attempt`, `outcome`).
+fn attempt_outcomes(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .filter(|line| line.contains("experiment finished"))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "experiment finished")
+        .filter_map(|line| {
+            let fields = &line["fields"];
+            Some((
+                fields["attempt"].as_str()?.to_owned(),
+                fields["outcome"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The runner's last `ERROR` line of its own (target `chaos_runner…`): `message: error`.
+fn last_error(output: &str) -> Option<String> {
+    output
+        .lines()
+        .rev()
+        .filter(|line| line.contains("\"ERROR\""))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| {
+            line["level"] == "ERROR"
+                && line["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("chaos_runner"))
+        })
+        .map(|line| {
+            let fields = &line["fields"];
+            let message = fields["message"].as_str().unwrap_or_default();
+            match fields["error"].as_str() {
+                Some(error) => format!("{message}: {error}"),
+                None => message.to_owned(),
+            }
+        })
+}
+
+/// The iteration an entry is on (`iteration`, a field the runner adds with iterations).
+fn entry_iteration(entry: &Value) -> Option<u32> {
+    entry["iteration"]
+        .as_u64()
+        .and_then(|i| u32::try_from(i).ok())
+}
+
+/// The size of the engine's JSON as a GET returns it (what `kubectl get -o json` receives
+/// before pretty-printing); `None` when the GET fails.
+async fn engine_json_bytes(namespace: &TestNamespace, engine: &str) -> Option<usize> {
+    let path = format!(
+        "/apis/litmuschaos.io/v1alpha1/namespaces/{}/chaosengines",
+        namespace.name()
+    );
+    let request = kube::core::Request::new(path)
+        .get(engine, &GetParams::default())
+        .ok()?;
+    match namespace.client().request_text(request).await {
+        Ok(text) => Some(text.trim_end().len()),
+        Err(error) => {
+            eprintln!("bench: GET of engine {engine}: {error}");
+            None
+        }
+    }
+}
+
+/// The engine's Warning Events (reason, message), oldest first, one per reason.
+async fn warning_events(namespace: &TestNamespace, engine: &str) -> Vec<(String, String)> {
+    let params = ListParams::default().fields(&format!(
+        "involvedObject.name={engine},involvedObject.kind=ChaosEngine,type=Warning"
+    ));
+    let mut events = match namespace.api::<Event>().list(&params).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            eprintln!("bench: listing the engine's Warning Events: {error}");
+            return Vec::new();
+        }
+    };
+    events.sort_by_key(|e| {
+        e.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_nanosecond())
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    events
+        .into_iter()
+        .filter_map(|e| Some((e.reason?, e.message.unwrap_or_default())))
+        .filter(|(reason, _)| seen.insert(reason.clone()))
+        .collect()
+}
+
 /// What the admin watch saw of the engine.
 #[derive(Debug, Default, Clone)]
 struct EngineLog {
@@ -379,8 +552,11 @@ struct EngineLog {
     all_final_at: Option<Instant>,
     /// `status.experiments` of the last copy.
     last_entries: Vec<Value>,
-    /// Sizes in the last copy (see [`RunMeasurement::engine_bytes`]).
+    /// Sizes in the last copy: the whole object as compact JSON, and the parts of
+    /// [`RunMeasurement::record_bytes`] and [`RunMeasurement::trail_bytes`].
     engine_bytes: usize,
+    /// The largest copy's size.
+    engine_peak_bytes: usize,
     record_bytes: usize,
     trail_bytes: usize,
 }
@@ -391,14 +567,18 @@ fn is_final(verdict: &str) -> bool {
 }
 
 /// Watches one engine with the admin client and timestamps, on arrival, each entry's first final
-/// verdict. `copies` counts the copies seen.
+/// verdict on its last iteration. `copies` counts the copies seen.
 async fn follow_engine(
     api: Api<DynamicObject>,
     name: String,
-    expected_entries: usize,
+    expected: Vec<Expected>,
     log: Arc<Mutex<EngineLog>>,
     copies: watch::Sender<usize>,
 ) {
+    let last_iteration: BTreeMap<String, u32> = expected
+        .iter()
+        .map(|e| (e.experiment.clone(), e.iterations))
+        .collect();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
     while let Some(item) = stream.next().await {
@@ -426,18 +606,20 @@ async fn follow_engine(
             else {
                 continue;
             };
-            if is_final(verdict) {
+            let last = last_iteration.get(experiment).copied().unwrap_or(1);
+            if is_final(verdict) && entry_iteration(entry).unwrap_or(1) >= last {
                 final_count += 1;
                 log.first_final
                     .entry(experiment.to_owned())
                     .or_insert((arrived, arrived_at));
             }
         }
-        if final_count >= expected_entries && log.all_final_at.is_none() {
+        if final_count >= last_iteration.len() && log.all_final_at.is_none() {
             log.all_final_at = Some(arrived);
         }
         log.last_entries = entries;
         log.engine_bytes = serde_json::to_string(&engine).map_or(0, |t| t.len());
+        log.engine_peak_bytes = log.engine_peak_bytes.max(log.engine_bytes);
         log.record_bytes = engine
             .data
             .get("status")

@@ -19,7 +19,10 @@ use chaos_runner::contract::merge::{
     CHAOS_UID_LABEL, ExperimentRun, RunnerEnv, check_structure, dependencies, merge,
 };
 use chaos_runner::contract::plan::{self, Plan};
-use chaos_runner::contract::record::{AUDIT_ANNOTATION, AuditTrail, RunRecord};
+use chaos_runner::contract::record::{
+    LEGACY_AUDIT_ANNOTATION, Ledger, PROGRESS_ANNOTATION_PREFIX, RUN_ANNOTATION, RunRecord,
+    TRAIL_ANNOTATION_PREFIX,
+};
 use chaos_runner::contract::schedule::{self, ItemState};
 use chaos_runner_states as states;
 use serde_json::Value;
@@ -513,12 +516,31 @@ pub fn result(data: &[u8]) -> String {
 // What the runner stored in the engine
 
 /// A JSON value as `status.chaosRunner` (the run record), its attempts as checkpoints, and the
-/// text as the `chaos-runner.io/audit` annotation. A checkpoint that decodes must be resumable.
+/// text as each of the ledger's annotations (run header, progress, trail segment, legacy
+/// trail). A checkpoint that decodes must be resumable; a ledger that decodes must re-encode.
 pub fn record(data: &[u8]) -> String {
-    let text = String::from_utf8_lossy(data);
-    let annotations = BTreeMap::from([(AUDIT_ANNOTATION.to_owned(), text.into_owned())]);
-    let trail = AuditTrail::from_annotations(Some(&annotations));
-    let mut signature = format!("trail:{} ", trail.is_some());
+    let text = String::from_utf8_lossy(data).into_owned();
+    let header = r#"{"runId":"r","startedAt":"2026-01-01T00:00:00Z"}"#.to_owned();
+    let mut signature = String::new();
+    for key in [
+        RUN_ANNOTATION.to_owned(),
+        format!("{PROGRESS_ANNOTATION_PREFIX}0"),
+        format!("{TRAIL_ANNOTATION_PREFIX}3"),
+        LEGACY_AUDIT_ANNOTATION.to_owned(),
+    ] {
+        let mut annotations = BTreeMap::from([(RUN_ANNOTATION.to_owned(), header.clone())]);
+        annotations.insert(key, text.clone());
+        let ledger = Ledger::from_annotations(Some(&annotations));
+        signature += &format!("ledger:{} ", ledger.is_some());
+        if let Some(ledger) = ledger {
+            let again = Ledger::from_annotations(Some(&ledger.annotations()));
+            assert_eq!(
+                again.as_ref(),
+                Some(&ledger),
+                "a decoded ledger re-encodes to itself"
+            );
+        }
+    }
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
         return signature;
     };
@@ -527,7 +549,6 @@ pub fn record(data: &[u8]) -> String {
     signature += &outcome("record", &found);
     let mut checkpoints: Vec<Value> = vec![value];
     if let Ok(Some(record)) = found {
-        let _ = record.trail();
         checkpoints.extend(record.attempts.into_values());
     }
     for stored in checkpoints {

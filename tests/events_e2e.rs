@@ -81,16 +81,17 @@ async fn repeats_are_counted_on_one_event_and_a_restart_does_not_count_twice() -
 #[tokio::test]
 async fn the_queue_sends_everything_before_drain_returns() -> anyhow::Result<()> {
     let ns = TestNamespace::create("events-queue").await?;
-    let queue = EventQueue::spawn(std::sync::Arc::new(EventSink::new(
-        ns.client(),
-        engine(&ns),
-        true,
-    )));
+    let sink = EventSink::new(ns.client(), engine(&ns), true);
+    let pending = chaos_runner::cluster::events::PendingEvents::default();
+    let queue = EventQueue::spawn(std::sync::Arc::new(sink), pending.clone());
     for i in 0..20 {
         queue.emit(report(&format!("k{i}"), &format!("message {i}")));
     }
+    assert!(pending.contains("k19"), "queued and not sent yet: pending");
     queue.drain().await;
     let found = events(&ns).await?;
     assert_eq!(found.len(), 20, "every queued Event is written by drain");
+    // Sent: no longer pending, so the trail may let their transitions go.
+    assert!((0..20).all(|i| !pending.contains(&format!("k{i}"))));
     Ok(())
 }

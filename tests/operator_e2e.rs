@@ -218,9 +218,9 @@ fn entries_of(engine: &DynamicObject) -> usize {
         .map_or(0, Vec::len)
 }
 
-/// The run id in the engine's `chaos-runner.io/audit` annotation.
+/// The run id in the engine's `chaos-runner.io/run` annotation.
 fn audit_run_id(engine: &DynamicObject) -> Option<String> {
-    let raw = engine.annotations().get("chaos-runner.io/audit")?;
+    let raw = engine.annotations().get("chaos-runner.io/run")?;
     let trail: Value = serde_json::from_str(raw).ok()?;
     trail["runId"].as_str().map(str::to_owned)
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail, ensure};
 use common::run::{
     ABORT_BOUND, RUN_TIMEOUT, Suite, World, check_trail, entry, expect_exit, expect_exit_within,
-    find_events, message, trail,
+    find_events, message,
 };
 use common::{LitmusKind, RunnerProcess, Signal, jobs_by_chaos_uid, wait_until};
 use futures::StreamExt;
@@ -187,8 +187,7 @@ async fn two_experiments(prefix: &str, service_account: &str, policy: &str) -> a
     )?;
 
     // The trail: the same in the status and the annotation, every transition once.
-    let trail = trail(&status)?;
-    world.expect_annotation_mirrors_trail(&trail).await?;
+    let trail = world.trail().await?;
     check_trail(&trail, FIRST_PHASES)?;
     let attempts: BTreeSet<&str> = trail.iter().map(|t| t.attempt.as_str()).collect();
     ensure!(
@@ -375,7 +374,7 @@ async fn expect_pass_and_fail_converged(
             ("e2e-fail", None, "Completed", "Fail"),
         ],
     )?;
-    let trail = trail(&status)?;
+    let trail = world.trail().await?;
     check_trail(&trail, FIRST_PHASES)?;
     Ok(trail)
 }
@@ -437,7 +436,7 @@ async fn sigkill_in_then(
     let mut second = world.spawn(&experiments, &[])?;
     expect_exit(&mut second, 0).await?;
     let resumed = if erase_checkpoint {
-        "audit trail"
+        "recorded progress"
     } else {
         "checkpoint"
     };
@@ -449,8 +448,7 @@ async fn sigkill_in_then(
         second.log_tail(30)
     );
 
-    let trail = expect_pass_and_fail_converged(&world).await?;
-    world.expect_annotation_mirrors_trail(&trail).await?;
+    expect_pass_and_fail_converged(&world).await?;
 
     world.wait_no_jobs_or_pods(Duration::from_secs(10)).await?;
     Ok(())
@@ -503,8 +501,7 @@ async fn events_lost_in_a_crash_are_sent_by_the_next_runner() -> anyhow::Result<
 
     let mut second = world.spawn(&experiments, &[])?;
     expect_exit(&mut second, 0).await?;
-    let status = world.status().await?;
-    let trail = trail(&status)?;
+    let trail = world.trail().await?;
     check_trail(&trail, FIRST_PHASES)?;
     expect_an_event_per_transition(&world, &trail).await?;
     ensure!(
@@ -717,7 +714,7 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
             &status,
             &[("e2e-pass", None, "Forcefully Aborted", "Stopped")],
         )?;
-        let trail = trail(&status)?;
+        let trail = world.trail().await?;
         check_trail(&trail, FIRST_PHASES)?;
         ensure!(
             trail
@@ -775,7 +772,7 @@ async fn expect_not_aborted(world: &World) -> anyhow::Result<()> {
             "an entry reads aborted: {entry}"
         );
     }
-    let trail = trail(&status)?;
+    let trail = world.trail().await?;
     ensure!(
         trail.iter().all(|t| t.reason != "ExperimentAborted"),
         "an abort in the trail: {trail:#?}"
@@ -876,7 +873,7 @@ async fn late_restart(service_account: &str) -> anyhow::Result<()> {
     expect_exit(&mut second, 0).await?;
     let status = world.status().await?;
     check_entries(&world, &status, &[("e2e-pass", None, "Completed", "Pass")])?;
-    let trail = trail(&status)?;
+    let trail = world.trail().await?;
     ensure!(
         trail
             .iter()
@@ -952,8 +949,7 @@ async fn a_user_deadline_counts_from_the_monitor_entry_across_a_restart() -> any
     let restarted = Instant::now();
     let mut second = world.spawn(&["e2e-pass"], &[])?;
     expect_exit(&mut second, 0).await?;
-    let status = world.status().await?;
-    let trail = trail(&status)?;
+    let trail = world.trail().await?;
     let entered = trail
         .iter()
         .find(|t| t.to == "Monitor")
@@ -1316,7 +1312,7 @@ async fn a_result_that_never_comes_times_out_and_is_cleaned_up() -> anyhow::Resu
     let status = world.status().await?;
     check_entries(&world, &status, &[("e2e-pass", None, "Skipped", "Error")])?;
     world.expect_warning("ExperimentTimedOut", &[]).await?;
-    let trail = trail(&status)?;
+    let trail = world.trail().await?;
     check_trail(&trail, FIRST_PHASES)?;
     ensure!(
         trail.iter().any(|t| t.from == "Monitor"

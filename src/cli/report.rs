@@ -11,7 +11,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
 
 use crate::cluster::api::{ApiError, call, call_opt};
-use crate::contract::record::AuditTrail;
+use crate::contract::record::Ledger;
 
 /// Everything the report shows, as read from the cluster.
 #[derive(Debug, Clone)]
@@ -132,8 +132,11 @@ pub fn render(view: &RunView) -> String {
     let namespace = engine.metadata.namespace.as_deref().unwrap_or("");
     let status = engine.data.get("status").cloned().unwrap_or(Value::Null);
     let record = status.get(crate::contract::record::STATUS_KEY);
-    let trail = AuditTrail::from_annotations(engine.metadata.annotations.as_ref());
-    let run = trail.as_ref().map(|t| t.run_id.as_str()).unwrap_or("-");
+    let ledger = Ledger::from_annotations(engine.metadata.annotations.as_ref());
+    let run = ledger
+        .as_ref()
+        .map(|l| l.header.run_id.as_str())
+        .unwrap_or("-");
     let _ = writeln!(out, "ChaosEngine {namespace}/{name}  run {run}");
     if let Some(failure) = record
         .and_then(|r| r.get("failure"))
@@ -143,15 +146,22 @@ pub fn render(view: &RunView) -> String {
     }
 
     let _ = writeln!(out, "\nTimeline (audit trail: every phase transition)");
-    match &trail {
-        Some(trail) if !trail.history.is_empty() => {
-            let width = trail
-                .history
+    match &ledger {
+        Some(ledger) if !ledger.trail.is_empty() => {
+            if ledger.earlier() > 0 {
+                let _ = writeln!(
+                    out,
+                    "  ({} earlier transitions: each has its Event, listed below while kept)",
+                    ledger.earlier()
+                );
+            }
+            let width = ledger
+                .trail
                 .iter()
                 .map(|e| e.attempt.len())
                 .max()
                 .unwrap_or(0);
-            for entry in &trail.history {
+            for entry in &ledger.trail {
                 let _ = writeln!(
                     out,
                     "  {}  {:width$}  {:>12} -> {:<12}  {}",

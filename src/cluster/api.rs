@@ -45,6 +45,11 @@ impl ApiError {
         self.code() == Some(409)
     }
 
+    /// 422: the request does not apply (e.g. a JSON patch whose paths are gone).
+    pub fn is_invalid(&self) -> bool {
+        self.code() == Some(422)
+    }
+
     pub fn is_forbidden(&self) -> bool {
         self.code() == Some(403)
     }

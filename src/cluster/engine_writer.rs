@@ -1,13 +1,16 @@
 //! The only writer of the ChaosEngine: one task that turns status changes from every experiment
-//! into few compare-and-swap JSON merge patches.
+//! into few compare-and-swap JSON patches that carry only what changed.
 //!
 //! Changes that arrive while a patch is in flight are coalesced into the next one (group
-//! commit), so 100 experiments in flight do not mean 100 patches. Every patch carries
-//! `metadata.resourceVersion`: on 409 the engine is read again, the runner's fields are laid
-//! over the fresh copy and the patch is retried. Only the runner's own fields are sent:
-//! `status.experiments` (arrays are replaced whole by a merge patch, hence the CAS),
-//! `status.chaosRunner` and the audit annotation. The stock CRD has no status subresource, so
-//! status is patched on the main resource.
+//! commit), so 100 experiments in flight do not mean 100 patches. The writer keeps what the
+//! runner's fields should be (`status.experiments` entries, `status.chaosRunner`, the ledger's
+//! annotations) and sends the JSON patch (RFC 6902) from the engine as last seen to that: an
+//! entry's changed fields, a checkpoint added or removed, a changed progress annotation or trail
+//! segment — never the whole history. The first operation sets `metadata.resourceVersion` to
+//! the copy the patch was computed from: the apiserver answers 409 if the engine changed since
+//! (the operator's abort rewrites `status.experiments`), then the engine is read again and the
+//! patch computed anew. The stock CRD has no status subresource, so status is patched on the
+//! main resource.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cluster::api::{ApiError, call, call_opt};
-use crate::contract::record::{AUDIT_ANNOTATION, AuditEntry, RunRecord, STATUS_KEY};
+use crate::cluster::events::{EventQueue, EventReport};
+use crate::cluster::observe::EngineSignal;
+use crate::contract::record::{
+    AuditEntry, Ledger, Progress, RunRecord, STATUS_KEY, transition_event_key,
+};
 
 /// How often a patch may meet a conflict before the write fails.
 const CONFLICT_LIMIT: usize = 20;
@@ -44,10 +51,10 @@ pub struct ExperimentEntry {
 pub struct StatusChange {
     /// Upserted by name into `status.experiments`.
     pub entries: Vec<ExperimentEntry>,
-    /// Attempt checkpoints by attempt key.
-    pub checkpoints: Vec<(String, Value)>,
-    /// The run plan, once.
-    pub plan: Option<Value>,
+    /// Attempt checkpoints by attempt key; `None` removes one (the attempt has finished).
+    pub checkpoints: Vec<(String, Option<Value>)>,
+    /// Attempts' progress by plan position.
+    pub progress: Vec<(usize, Progress)>,
     pub audit: Vec<AuditEntry>,
 }
 
@@ -55,10 +62,15 @@ impl StatusChange {
     fn absorb(&mut self, other: StatusChange) {
         self.entries.extend(other.entries);
         self.checkpoints.extend(other.checkpoints);
-        if other.plan.is_some() {
-            self.plan = other.plan;
-        }
+        self.progress.extend(other.progress);
         self.audit.extend(other.audit);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+            && self.checkpoints.is_empty()
+            && self.progress.is_empty()
+            && self.audit.is_empty()
     }
 }
 
@@ -77,10 +89,23 @@ pub enum WriteError {
     Replaced { name: String, by: String },
 }
 
-struct Request {
-    change: StatusChange,
-    done: oneshot::Sender<Result<(), WriteError>>,
+enum Request {
+    /// Write now (with everything staged) and answer when stored.
+    Commit {
+        change: StatusChange,
+        done: oneshot::Sender<Result<(), WriteError>>,
+    },
+    /// Write with the next commit, or within [`LINGER`]; `events` are sent once it is stored.
+    Stage {
+        change: StatusChange,
+        events: Vec<EventReport>,
+    },
 }
+
+/// How long a staged change may wait for a commit to travel with. A change is staged when no
+/// side effect depends on it (the checkpoint of a created Job, a pod seen running, an ended
+/// attempt): the next attempt's first write, or the pod's, usually comes sooner.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Handle to the writer task; cheap to clone.
 #[derive(Clone)]
@@ -94,33 +119,52 @@ pub struct WriterStats {
     pub patches: u64,
     pub conflicts: u64,
     pub changes: u64,
+    /// Bytes of every patch body sent, and of the largest.
+    pub patch_bytes: u64,
+    pub largest_patch: u64,
+}
+
+/// What the writer starts from.
+pub struct WriterSeed {
+    /// The engine as last read.
+    pub engine: DynamicObject,
+    pub record: RunRecord,
+    pub ledger: Ledger,
+    /// Laid over the engine from the first write on, until replaced by name.
+    pub entries: Vec<ExperimentEntry>,
+    /// Where the Events of staged changes go once they are stored; its pending keys are the
+    /// Events not sent yet, whose transitions the trail keeps.
+    pub events: Option<EventQueue>,
 }
 
 impl EngineWriter {
-    /// Starts the writer over `engine` (as last read) and the run's `record`. The returned
-    /// receiver always holds the newest copy of the engine the writer has seen (from its own
-    /// patch answers and re-reads) — `None` once the engine is gone.
-    /// `entries` are laid over the engine from the first write on, until replaced by name.
+    /// Starts the writer. The returned receiver always holds the newest copy of the engine the
+    /// writer has seen (from its own patch answers and re-reads) — `None` once it is gone.
     pub fn spawn(
         api: Api<DynamicObject>,
-        engine: DynamicObject,
-        record: RunRecord,
-        entries: Vec<ExperimentEntry>,
+        seed: WriterSeed,
     ) -> (
         EngineWriter,
-        watch::Receiver<Option<DynamicObject>>,
+        watch::Receiver<EngineSignal>,
         watch::Receiver<WriterStats>,
     ) {
         let (requests, inbox) = mpsc::unbounded_channel();
-        let (engine_tx, engine_rx) = watch::channel(Some(engine.clone()));
+        let (engine_tx, engine_rx) = watch::channel(EngineSignal::of(Some(&seed.engine)));
         let (stats_tx, stats_rx) = watch::channel(WriterStats::default());
         let task = WriterTask {
             api,
-            name: engine.metadata.name.clone().unwrap_or_default(),
-            engine,
-            record,
-            entries: entries.into_iter().map(|e| (e.name.clone(), e)).collect(),
-            dirty: Default::default(),
+            name: seed.engine.metadata.name.clone().unwrap_or_default(),
+            engine: seed.engine,
+            record: seed.record,
+            ledger: seed.ledger,
+            entries: seed
+                .entries
+                .into_iter()
+                .map(|e| (e.name.clone(), e))
+                .collect(),
+            events: seed.events,
+            staged_events: Vec::new(),
+            linger_until: None,
             engine_tx,
             stats_tx,
             stats: WriterStats::default(),
@@ -134,9 +178,24 @@ impl EngineWriter {
     pub async fn commit(&self, change: StatusChange) -> Result<(), WriteError> {
         let (done, answer) = oneshot::channel();
         self.requests
-            .send(Request { change, done })
+            .send(Request::Commit { change, done })
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Hands `change` over to be written with the next commit or within [`LINGER`], and its
+    /// `events` to be sent after that. Returns at once: only for changes no side effect waits
+    /// for (every create and delete is preceded by a [`commit`](Self::commit), which carries
+    /// whatever was staged before it).
+    pub fn stage(&self, change: StatusChange, events: Vec<EventReport>) -> Result<(), WriteError> {
+        self.requests
+            .send(Request::Stage { change, events })
+            .map_err(|_| WriteError::Stopped)
+    }
+
+    /// Writes whatever is staged and returns once it is stored.
+    pub async fn flush(&self) -> Result<(), WriteError> {
+        self.commit(StatusChange::default()).await
     }
 }
 
@@ -145,12 +204,16 @@ struct WriterTask {
     name: String,
     engine: DynamicObject,
     record: RunRecord,
+    ledger: Ledger,
     /// Entries this run has written, by experiment name, laid over every fresh copy.
     entries: BTreeMap<String, ExperimentEntry>,
-    /// Attempt keys whose checkpoint changed since the last successful patch: a merge patch
-    /// merges maps, so only these need to be sent.
-    dirty: std::collections::BTreeSet<String>,
-    engine_tx: watch::Sender<Option<DynamicObject>>,
+    events: Option<EventQueue>,
+    /// Events of staged changes not stored yet.
+    staged_events: Vec<EventReport>,
+    /// When staged changes are written at the latest.
+    linger_until: Option<tokio::time::Instant>,
+    /// What the newest copy of the engine says (stop, deleted), for the stop watcher.
+    engine_tx: watch::Sender<EngineSignal>,
     stats_tx: watch::Sender<WriterStats>,
     stats: WriterStats,
     /// Set once another runner has taken over: nothing is written any more.
@@ -159,17 +222,67 @@ struct WriterTask {
 
 impl WriterTask {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>) {
-        while let Some(first) = inbox.recv().await {
-            let mut change = first.change;
-            let mut waiting = vec![first.done];
+        loop {
+            let linger = self.linger_until;
+            let first = tokio::select! {
+                request = inbox.recv() => match request {
+                    Some(request) => Some(request),
+                    None => break,
+                },
+                () = crate::run::context::sleep_until_opt(linger) => None,
+            };
+            let lingered = first.is_none();
+            let mut change = StatusChange::default();
+            let mut waiting = Vec::new();
             // Group commit: everything queued while the previous patch was in flight.
-            while let Ok(next) = inbox.try_recv() {
-                change.absorb(next.change);
-                waiting.push(next.done);
+            for request in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
+            {
+                self.stats.changes += 1;
+                match request {
+                    Request::Commit { change: next, done } => {
+                        change.absorb(next);
+                        waiting.push(done);
+                    }
+                    Request::Stage {
+                        change: next,
+                        events,
+                    } => {
+                        change.absorb(next);
+                        self.staged_events.extend(events);
+                        self.linger_until
+                            .get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
+                    }
+                }
             }
-            self.stats.changes += waiting.len() as u64;
+            if waiting.is_empty() && !lingered {
+                // Only staged changes: they wait for a commit or the linger.
+                self.absorb(change);
+                continue;
+            }
             let result = self.write(change).await;
             let _ = self.stats_tx.send(self.stats);
+            match &result {
+                Ok(()) => {
+                    self.linger_until = None;
+                    for report in std::mem::take(&mut self.staged_events) {
+                        if let Some(events) = &self.events {
+                            events.emit(report);
+                        }
+                    }
+                }
+                Err(error)
+                    if self.replaced.is_some() || matches!(error, WriteError::EngineGone(_)) =>
+                {
+                    self.linger_until = None;
+                    self.staged_events.clear();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "writing staged changes failed; trying again");
+                    self.linger_until = Some(tokio::time::Instant::now() + LINGER);
+                }
+            }
             for done in waiting {
                 let _ = done.send(result.clone());
             }
@@ -181,13 +294,22 @@ impl WriterTask {
             self.entries.insert(entry.name.clone(), entry);
         }
         for (key, checkpoint) in change.checkpoints {
-            self.dirty.insert(key.clone());
-            self.record.attempts.insert(key, checkpoint);
+            match checkpoint {
+                Some(checkpoint) => self.record.attempts.insert(key, checkpoint),
+                None => self.record.attempts.remove(&key),
+            };
         }
-        if change.plan.is_some() {
-            self.record.plan = change.plan;
+        for (position, progress) in change.progress {
+            self.ledger.set_progress(position, progress);
         }
-        self.record.record(change.audit);
+        self.ledger.record(change.audit);
+        let run_id = self.record.run_id.clone();
+        let pending = self.events.as_ref().map(|e| e.pending().clone());
+        self.ledger.trim(|entry| {
+            pending
+                .as_ref()
+                .is_some_and(|p| p.contains(&transition_event_key(&run_id, entry)))
+        });
     }
 
     async fn write(&mut self, change: StatusChange) -> Result<(), WriteError> {
@@ -196,20 +318,39 @@ impl WriterTask {
         }
         self.absorb(change);
         for _ in 0..CONFLICT_LIMIT {
-            let body = self.patch_body()?;
+            let desired = Desired {
+                entries: &self.entries,
+                record: &self.record,
+                annotations: self.ledger.annotations(),
+            };
+            let Some(operations) = patch_operations(&self.engine, &desired) else {
+                // The engine already holds all of it.
+                return Ok(());
+            };
+            let body = serde_json::to_vec(&operations).unwrap_or_default();
+            let patch: json_patch::Patch =
+                serde_json::from_value(operations).map_err(|e| WriteError::Api {
+                    name: self.name.clone(),
+                    message: format!("encoding the patch: {e}"),
+                })?;
             let what = format!("patch ChaosEngine {}", self.name);
-            let patch = Patch::Merge(&body);
+            let patch = Patch::<()>::Json(patch);
             let params = PatchParams::default();
             let answer = call(&what, || self.api.patch(&self.name, &params, &patch)).await;
             self.stats.patches += 1;
+            self.stats.patch_bytes += body.len() as u64;
+            self.stats.largest_patch = self.stats.largest_patch.max(body.len() as u64);
             match answer {
                 Ok(engine) => {
                     self.engine = engine.clone();
-                    self.dirty.clear();
-                    let _ = self.engine_tx.send(Some(engine));
+                    let _ = self.engine_tx.send(EngineSignal::of(Some(&engine)));
                     return Ok(());
                 }
-                Err(error) if error.is_conflict() => {
+                // 409: the engine changed since the copy the patch was computed from. 422: the
+                // patch no longer applies to it, as when a retried patch whose answer was lost
+                // had been applied after all (a JSON patch is not idempotent). Either way the
+                // patch is computed again from a fresh copy.
+                Err(error) if error.is_conflict() || error.is_invalid() => {
                     self.stats.conflicts += 1;
                     self.reread().await?;
                     if let Err(replaced) = self.check_not_replaced() {
@@ -229,7 +370,7 @@ impl WriterTask {
         match call_opt(&what, || self.api.get(&self.name)).await {
             Ok(Some(engine)) => {
                 self.engine = engine.clone();
-                let _ = self.engine_tx.send(Some(engine));
+                let _ = self.engine_tx.send(EngineSignal::of(Some(&engine)));
                 Ok(())
             }
             Ok(None) => Err(self.gone()),
@@ -257,7 +398,7 @@ impl WriterTask {
     }
 
     fn gone(&self) -> WriteError {
-        let _ = self.engine_tx.send(None);
+        let _ = self.engine_tx.send(EngineSignal::Deleted);
         WriteError::EngineGone(self.name.clone())
     }
 
@@ -267,50 +408,98 @@ impl WriterTask {
             message: error.to_string(),
         }
     }
+}
 
-    /// The merge patch that lays this run's fields over the engine as last seen.
-    fn patch_body(&self) -> Result<Value, WriteError> {
-        let current = self
-            .engine
-            .data
-            .get("status")
-            .and_then(|s| s.get("experiments"));
-        let experiments = upsert_entries(current, self.entries.values());
-        let trail = serde_json::to_string(&self.record.trail()).map_err(|e| WriteError::Api {
-            name: self.name.clone(),
-            message: format!("encoding the audit trail: {e}"),
-        })?;
-        // The record with only the attempts that changed (the others are already stored:
-        // a merge patch keeps map keys it is not given). If the engine lost the record (the
-        // operator's typed update, or someone erased it), everything is sent again.
-        let stored = self
-            .engine
-            .data
-            .get("status")
-            .and_then(|s| s.get(STATUS_KEY));
-        let mut record = serde_json::to_value(&self.record).map_err(|e| WriteError::Api {
-            name: self.name.clone(),
-            message: format!("encoding the checkpoint: {e}"),
-        })?;
-        if let (Some(stored), Some(attempts)) = (
-            stored
-                .and_then(|s| s.get("attempts"))
-                .and_then(Value::as_object),
-            record.get_mut("attempts").and_then(Value::as_object_mut),
-        ) {
-            attempts.retain(|key, _| self.dirty.contains(key) || !stored.contains_key(key));
+/// What the runner's fields of the engine should hold.
+struct Desired<'a> {
+    entries: &'a BTreeMap<String, ExperimentEntry>,
+    record: &'a RunRecord,
+    /// Every annotation the ledger consists of; others of the ledger's are removed.
+    annotations: BTreeMap<String, String>,
+}
+
+/// The JSON patch from `engine` to `desired`, `None` when there is nothing to change. Only the
+/// runner's fields are touched; the first operation pins the resourceVersion (409 if stale).
+fn patch_operations(engine: &DynamicObject, desired: &Desired<'_>) -> Option<Value> {
+    let mut operations = Vec::new();
+
+    let current = engine.metadata.annotations.as_ref();
+    match current {
+        None if desired.annotations.is_empty() => {}
+        None => operations.push(json!({
+            "op": "add", "path": "/metadata/annotations", "value": desired.annotations,
+        })),
+        Some(current) => {
+            for (key, value) in &desired.annotations {
+                if current.get(key) != Some(value) {
+                    let path = format!("/metadata/annotations/{}", escape(key));
+                    operations.push(json!({"op": "add", "path": path, "value": value}));
+                }
+            }
+            for key in current.keys() {
+                if Ledger::owns(key) && !desired.annotations.contains_key(key) {
+                    let path = format!("/metadata/annotations/{}", escape(key));
+                    operations.push(json!({"op": "remove", "path": path}));
+                }
+            }
         }
-        Ok(json!({
-            "metadata": {
-                "resourceVersion": self.engine.metadata.resource_version,
-                "annotations": { AUDIT_ANNOTATION: trail },
-            },
-            "status": {
-                "experiments": experiments,
-                STATUS_KEY: record,
-            },
-        }))
     }
+
+    let status = engine.data.get("status").filter(|s| s.is_object());
+    let current_entries = status.and_then(|s| s.get("experiments"));
+    let entries = Value::Array(upsert_entries(current_entries, desired.entries.values()));
+    let record = serde_json::to_value(desired.record).unwrap_or(Value::Null);
+    match status {
+        None => operations.push(json!({
+            "op": "add", "path": "/status",
+            "value": {"experiments": entries, STATUS_KEY: record},
+        })),
+        Some(status) => {
+            for (key, want) in [("experiments", &entries), (STATUS_KEY, &record)] {
+                let path = format!("/status/{key}");
+                match status.get(key) {
+                    Some(have) if have.is_array() == want.is_array() => {
+                        operations.extend(differences(&path, have, want));
+                    }
+                    _ => operations.push(json!({"op": "add", "path": path, "value": want})),
+                }
+            }
+        }
+    }
+
+    if operations.is_empty() {
+        return None;
+    }
+    let pin = json!({
+        "op": "replace", "path": "/metadata/resourceVersion",
+        "value": engine.metadata.resource_version,
+    });
+    operations.insert(0, pin);
+    Some(Value::Array(operations))
+}
+
+/// The operations from `have` to `want` under `prefix` (JSON pointer).
+fn differences(prefix: &str, have: &Value, want: &Value) -> Vec<Value> {
+    let patch = json_patch::diff(have, want);
+    let Ok(Value::Array(operations)) = serde_json::to_value(&patch) else {
+        return Vec::new();
+    };
+    operations
+        .into_iter()
+        .map(|mut operation| {
+            for field in ["path", "from"] {
+                if let Some(Value::String(path)) = operation.get_mut(field) {
+                    *path = format!("{prefix}{path}");
+                }
+            }
+            operation
+        })
+        .collect()
+}
+
+/// A map key as a JSON pointer token (RFC 6901).
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// `status.experiments` with `ours` upserted by name: others' entries (and unknown fields of
@@ -393,6 +582,105 @@ mod tests {
         let current = json!([{"name": "a"}, {"name": "a"}]);
         let list = upsert_entries(Some(&current), [&entry("a", "Running")]);
         assert_eq!(list.len(), 1);
+    }
+
+    fn engine(value: Value) -> DynamicObject {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// Applies `operations` (without the resourceVersion pin) to `engine`.
+    fn applied(engine: &DynamicObject, operations: &Value) -> DynamicObject {
+        let mut value = serde_json::to_value(engine).unwrap();
+        let patch: json_patch::Patch = serde_json::from_value(operations.clone()).unwrap();
+        json_patch::patch(&mut value, &patch).unwrap();
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_patch_carries_only_what_changed_and_pins_the_version() {
+        let start = engine(json!({
+            "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+            "metadata": {"name": "e", "resourceVersion": "7",
+                         "annotations": {"chaos-runner.io/max-parallel": "2",
+                                         "chaos-runner.io/trail-0": "[]",
+                                         "chaos-runner.io/progress-9": "P1"}},
+            "spec": {"engineState": "active"},
+        }));
+        let mut record = RunRecord::new("r1".into(), "2026-11-25T00:00:00Z".into());
+        record
+            .attempts
+            .insert("a#1".into(), json!({"phase": "Init", "n": 1}));
+        let mut ledger = Ledger::new(crate::contract::record::RunHeader {
+            run_id: "r1".into(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            plan: None,
+        });
+        let entries: BTreeMap<String, ExperimentEntry> =
+            [("a".to_string(), entry("a", "Running"))].into();
+        let desired = Desired {
+            entries: &entries,
+            record: &record,
+            annotations: ledger.annotations(),
+        };
+        let first = patch_operations(&start, &desired).unwrap();
+        assert_eq!(
+            first[0],
+            json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "7"})
+        );
+        let written = applied(&start, &first);
+        let annotations = written.metadata.annotations.clone().unwrap();
+        // The user's annotation stays; the ledger's stale keys go; the run header comes.
+        assert_eq!(annotations["chaos-runner.io/max-parallel"], "2");
+        assert!(!annotations.contains_key("chaos-runner.io/progress-9"));
+        assert!(!annotations.contains_key("chaos-runner.io/trail-0"));
+        assert!(annotations.contains_key("chaos-runner.io/run"));
+        assert_eq!(
+            written.data["status"]["chaosRunner"]["attempts"]["a#1"]["n"],
+            1
+        );
+        assert_eq!(written.data["spec"]["engineState"], "active");
+
+        // Nothing changed: no patch at all.
+        let desired = Desired {
+            entries: &entries,
+            record: &record,
+            annotations: ledger.annotations(),
+        };
+        assert_eq!(patch_operations(&written, &desired), None);
+
+        // One attempt ends: its checkpoint is removed and its progress token set; nothing else.
+        record.attempts.remove("a#1");
+        ledger.set_progress(
+            0,
+            Progress::at(
+                crate::contract::record::Mark::Passed,
+                "2026-11-25T00:00:05Z",
+                "2026-11-25T00:00:00Z",
+            ),
+        );
+        let desired = Desired {
+            entries: &entries,
+            record: &record,
+            annotations: ledger.annotations(),
+        };
+        let next = patch_operations(&written, &desired).unwrap();
+        let paths: Vec<&str> = next.as_array().unwrap()[1..]
+            .iter()
+            .map(|op| op["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/metadata/annotations/chaos-runner.io~1progress-0",
+                "/status/chaosRunner/attempts/a#1"
+            ]
+        );
+        let ended = applied(&written, &next);
+        assert_eq!(ended.data["status"]["chaosRunner"]["attempts"], json!({}));
+        assert_eq!(
+            ended.metadata.annotations.unwrap()["chaos-runner.io/progress-0"],
+            "P5"
+        );
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -59,9 +58,34 @@ pub struct EventSink {
     engine: EngineRef,
     /// `source.component`, `<engine>-runner` as the Go runner sets it.
     component: String,
-    /// Event name → count already written by this process.
-    written: Mutex<HashMap<String, i32>>,
+    /// Event name → count already written by this process, for the newest [`WRITTEN_KEPT`]
+    /// names (a transition's Event repeats only while its attempt runs; an older name that
+    /// comes again is created, finds its Event (409) and is not counted).
+    written: Mutex<Written>,
     may_patch: bool,
+}
+
+/// How many Event names an [`EventSink`] remembers: bounded memory however long the run.
+pub const WRITTEN_KEPT: usize = 4096;
+
+/// Counts of the Events written, newest names kept.
+#[derive(Default)]
+struct Written {
+    counts: HashMap<String, i32>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Written {
+    fn set(&mut self, name: &str, count: i32) {
+        if self.counts.insert(name.to_string(), count).is_none() {
+            self.order.push_back(name.to_string());
+        }
+        while self.order.len() > WRITTEN_KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.counts.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// Sends events in the background, in order, so that no experiment waits for its events
@@ -70,6 +94,31 @@ pub struct EventSink {
 #[derive(Clone)]
 pub struct EventQueue {
     queue: tokio::sync::mpsc::UnboundedSender<Queued>,
+    pending: PendingEvents,
+}
+
+/// Keys of the Events expected or queued and not sent yet. The engine writer keeps the trail
+/// segments that name them: a runner that dies before they go out resends them from the trail.
+#[derive(Clone, Default, Debug)]
+pub struct PendingEvents(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl PendingEvents {
+    /// Marks Events as due before the write that records their transitions.
+    pub fn expect<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut pending) = self.0.lock() {
+            pending.extend(keys.into_iter().map(str::to_string));
+        }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.lock().is_ok_and(|pending| pending.contains(key))
+    }
+
+    fn sent(&self, key: &str) {
+        if let Ok(mut pending) = self.0.lock() {
+            pending.remove(key);
+        }
+    }
 }
 
 enum Queued {
@@ -78,27 +127,36 @@ enum Queued {
 }
 
 impl EventQueue {
-    pub fn spawn(sink: std::sync::Arc<EventSink>) -> EventQueue {
+    pub fn spawn(sink: std::sync::Arc<EventSink>, pending: PendingEvents) -> EventQueue {
         let (queue, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+        let sent = pending.clone();
         tokio::spawn(async move {
             while let Some(item) = inbox.recv().await {
                 match item {
-                    Queued::Report(report) => {
-                        if let Err(error) = sink.emit(&report).await {
+                    Queued::Report(report) => match sink.emit(&report).await {
+                        // A failed one stays pending: its transition stays in the trail.
+                        Err(error) => {
                             tracing::warn!(%error, reason = %report.reason, "could not emit an event");
                         }
-                    }
+                        Ok(()) => sent.sent(&report.key),
+                    },
                     Queued::Drained(done) => {
                         let _ = done.send(());
                     }
                 }
             }
         });
-        EventQueue { queue }
+        EventQueue { queue, pending }
+    }
+
+    /// The Events not sent yet.
+    pub fn pending(&self) -> &PendingEvents {
+        &self.pending
     }
 
     /// Queues one event (sent after everything queued before it).
     pub fn emit(&self, report: EventReport) {
+        self.pending.expect([report.key.as_str()]);
         if self.queue.send(Queued::Report(report)).is_err() {
             tracing::warn!("the event queue has stopped; event dropped");
         }
@@ -119,7 +177,7 @@ impl EventSink {
             api: Api::namespaced(client, &engine.namespace),
             component: format!("{}-runner", engine.name),
             engine,
-            written: Mutex::new(HashMap::new()),
+            written: Mutex::new(Written::default()),
             may_patch,
         }
     }
@@ -133,13 +191,13 @@ impl EventSink {
     /// Reports one event. Failures are returned for logging; callers never stop a run for them.
     pub async fn emit(&self, report: &EventReport) -> Result<(), ApiError> {
         let name = self.event_name(&report.key);
-        let now = Time(Timestamp::now());
+        let now = Time(crate::cluster::clock::now());
         // The count is taken under the lock, the request is made without it: experiments in
         // parallel must not wait on each other's events.
         let seen = {
             let mut written = self.written.lock().await;
-            let seen = written.get(&name).copied();
-            written.insert(name.clone(), seen.unwrap_or(0) + 1);
+            let seen = written.counts.get(&name).copied();
+            written.set(&name, seen.unwrap_or(0) + 1);
             seen
         };
         if let Some(count) = seen {
@@ -162,7 +220,7 @@ impl EventSink {
             Err(error) if error.is_conflict() => Ok(()),
             Err(error) => {
                 // Not written: a repeat must create it, not patch an Event that does not exist.
-                self.written.lock().await.remove(&name);
+                self.written.lock().await.counts.remove(&name);
                 Err(error)
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod clock;
 pub mod engine_writer;
 pub mod events;
 pub mod exporter;

@@ -364,7 +364,7 @@ pub async fn poll_pods(
             }
             Err(error) => tracing::warn!(%error, "listing experiment pods failed; polling on"),
         }
-        let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond().max(0) as u64;
+        let now_ms = crate::cluster::clock::now_ms();
         let wait = next_poll(&wanted.borrow_and_update(), now_ms).unwrap_or(POD_POLL_INTERVAL);
         // A newly monitored attempt (or a pod now known to run) is polled for at once.
         tokio::select! {
@@ -375,7 +375,7 @@ pub async fn poll_pods(
 }
 
 /// What the runner watches the ChaosEngine for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineSignal {
     Active,
     /// `spec.engineState: stop`.
@@ -405,9 +405,10 @@ impl EngineSignal {
     }
 }
 
-/// Every copy of the ChaosEngine seen, in order (`None` once it is deleted). A channel that
-/// keeps every copy rather than the latest: a stale copy arriving late must not hide a `stop`.
-pub type EngineCopies = tokio::sync::mpsc::UnboundedSender<Option<DynamicObject>>;
+/// What every copy of the ChaosEngine seen says, in order. A channel that keeps every signal
+/// rather than the latest: a stale copy arriving late must not hide a `stop`. Signals, not
+/// copies: the runner keeps no copy of the engine it does not need.
+pub type EngineCopies = tokio::sync::mpsc::UnboundedSender<EngineSignal>;
 
 /// Follows the ChaosEngine by watch from `version` (the copy the runner read at start).
 pub async fn watch_engine(
@@ -420,10 +421,10 @@ pub async fn watch_engine(
     watch_stream(api, params, version, |seen| match seen {
         Seen::Restart | Seen::Synced => {}
         Seen::Applied(engine) => {
-            let _ = out.send(Some(engine));
+            let _ = out.send(EngineSignal::of(Some(&engine)));
         }
         Seen::Deleted(_) => {
-            let _ = out.send(None);
+            let _ = out.send(EngineSignal::Deleted);
         }
     })
     .await;
@@ -441,7 +442,7 @@ pub async fn poll_engine(
         let what = format!("get ChaosEngine {name}");
         match call(&what, || api.get_opt(&name)).await {
             Ok(found) => {
-                let _ = out.send(found);
+                let _ = out.send(EngineSignal::of(found.as_ref()));
             }
             Err(error) => tracing::warn!(%error, "reading the engine failed; polling on"),
         }

@@ -80,9 +80,10 @@ pub const OTHER_RUNNER_ANNOTATIONS: [&str; 4] = [
 pub const MAX_PARALLEL_LIMIT: u32 = 1000;
 /// Upper bound of iterations per experiment.
 pub const MAX_ITERATIONS: u32 = 1000;
-/// Upper bound of attempts in one plan: the plan is recorded in the engine's status, which must
-/// stay far below etcd's object size limit.
-pub const MAX_PLAN_ITEMS: usize = 1000;
+/// Upper bound of attempts in one plan. The engine keeps a token of at most about 9 bytes per
+/// attempt (in annotations, limited to 256 KiB in all), so this keeps the record far below
+/// that and etcd's object size limit.
+pub const MAX_PLAN_ITEMS: usize = 10_000;
 /// Upper bound of a minimum interval (7 days).
 pub const MAX_INTERVAL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
@@ -122,6 +123,90 @@ pub struct Plan {
     pub on_dependency_failure: DependencyFailurePolicy,
     /// Every attempt, in the resolved start order (a topological order of `after`).
     pub items: Vec<PlanItem>,
+    /// Item positions the scheduler consults on every decision, computed once.
+    #[serde(skip)]
+    index: IndexCell,
+}
+
+/// Where each item's dependencies and previous iteration are in the plan.
+#[derive(Clone, Debug, Default)]
+pub struct PlanIndex {
+    /// Positions of `after` (keys the plan does not contain are left out).
+    pub after: Vec<Vec<usize>>,
+    /// Position of the previous iteration of the same experiment.
+    pub previous: Vec<Option<usize>>,
+}
+
+/// A computed-once [`PlanIndex`]; not part of a plan's identity.
+#[derive(Clone, Debug, Default)]
+struct IndexCell(std::sync::OnceLock<PlanIndex>);
+
+impl PartialEq for IndexCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for IndexCell {}
+
+/// What a plan is resolved from, recorded with the run: a resumed runner resolves the same
+/// plan from it even if the annotations changed since, and the record stays a few hundred
+/// bytes however many attempts the plan has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInputs {
+    pub experiments: Vec<String>,
+    /// The plan annotations ([`PLAN_ANNOTATIONS`]) that were set.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The seed used when shuffling without a seed annotation.
+    pub seed: u64,
+    /// Digest of the resolved plan: a runner that resolves the same inputs to another plan (a
+    /// different version) refuses the run rather than follow a plan that did not run.
+    pub digest: String,
+}
+
+impl PlanInputs {
+    /// Resolves the plan (validating every annotation under the prefix) and the inputs that
+    /// resolve it again.
+    pub fn resolve_new(
+        experiments: &[String],
+        annotations: &BTreeMap<String, String>,
+        seed: u64,
+    ) -> Result<(PlanInputs, Plan), PlanError> {
+        let plan = resolve(experiments, annotations, seed)?;
+        let inputs = PlanInputs {
+            experiments: experiments.to_vec(),
+            annotations: annotations
+                .iter()
+                .filter(|(key, _)| PLAN_ANNOTATIONS.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+            seed,
+            digest: plan_digest(&plan),
+        };
+        Ok((inputs, plan))
+    }
+
+    /// The recorded plan, resolved again and checked against its digest.
+    pub fn resolve(&self) -> Result<Plan, String> {
+        let plan = resolve(&self.experiments, &self.annotations, self.seed)
+            .map_err(|error| error.to_string())?;
+        let digest = plan_digest(&plan);
+        if digest != self.digest {
+            return Err(format!(
+                "its inputs resolve to another plan here (digest {digest}, recorded {})",
+                self.digest
+            ));
+        }
+        Ok(plan)
+    }
+}
+
+/// A digest of everything the plan decides.
+fn plan_digest(plan: &Plan) -> String {
+    let text = serde_json::to_string(plan).unwrap_or_default();
+    format!("{:016x}", crate::contract::hash::fnv1a64(&[&text]))
 }
 
 /// One attempt of one experiment in the plan.
@@ -149,7 +234,31 @@ impl Plan {
         self.items.iter().find(|item| item.key == key)
     }
 
-    /// Plan position of every item key (the plan's items are few; callers build this once).
+    /// Positions of every item's dependencies and previous iteration.
+    pub fn index(&self) -> &PlanIndex {
+        self.index.0.get_or_init(|| {
+            let positions = self.positions();
+            let after = self
+                .items
+                .iter()
+                .map(|item| {
+                    let known = item.after.iter().map(|key| positions.get(key.as_str()));
+                    known.flatten().copied().collect()
+                })
+                .collect();
+            let previous = self
+                .items
+                .iter()
+                .map(|item| {
+                    let key = item_key(&item.experiment, item.iteration.checked_sub(1)?);
+                    positions.get(key.as_str()).copied()
+                })
+                .collect();
+            PlanIndex { after, previous }
+        })
+    }
+
+    /// Plan position of every item key.
     pub fn positions(&self) -> BTreeMap<&str, usize> {
         self.items
             .iter()
@@ -326,6 +435,7 @@ pub fn resolve(
         shuffled: settings.shuffle,
         on_dependency_failure,
         items,
+        index: IndexCell::default(),
     })
 }
 
@@ -366,6 +476,7 @@ impl Settings {
                 is_default = false;
             } else if key.starts_with(ANNOTATION_PREFIX)
                 && !OTHER_RUNNER_ANNOTATIONS.contains(&key.as_str())
+                && !crate::contract::record::Ledger::owns(key)
             {
                 return Err(PlanError::UnknownAnnotation { key: key.clone() });
             }
@@ -1204,15 +1315,23 @@ mod tests {
 
     #[test]
     fn too_many_items_are_rejected() {
-        let list: Vec<String> = (0..2).map(|index| format!("e{index}")).collect();
-        let error = resolve(&list, &annotations(&[(ITERATIONS_ANNOTATION, "501")]), 0).unwrap_err();
+        let list: Vec<String> = (0..11).map(|index| format!("e{index}")).collect();
+        let error = resolve(&list, &annotations(&[(ITERATIONS_ANNOTATION, "910")]), 0)
+            .map(|plan| plan.items.len())
+            .unwrap_err();
         assert_eq!(
             error,
             PlanError::TooManyItems {
-                items: 1002,
-                max: 1000
+                items: 10_010,
+                max: 10_000
             }
         );
+        let at_the_cap = resolve(
+            &list[..10],
+            &annotations(&[(ITERATIONS_ANNOTATION, "1000")]),
+            0,
+        );
+        assert_eq!(at_the_cap.map(|plan| plan.items.len()), Ok(10_000));
     }
 
     #[test]

@@ -1,26 +1,52 @@
-//! What the runner keeps about a run in the ChaosEngine: the checkpoint of every experiment
-//! attempt (in `status.chaosRunner`) and the audit trail (there and in an annotation).
+//! What the runner keeps about a run in the ChaosEngine, bounded however long the plan is.
 //!
-//! Why two places: during the run the operator does not write the engine, so `status` is the
-//! natural home; but after the runner exits the operator does a typed full-object update that
-//! drops status fields its Go structs do not know, `status.chaosRunner` included. Annotations
-//! are part of `ObjectMeta`, which the operator keeps whole, and they go away with the engine:
-//! the annotation [`AUDIT_ANNOTATION`] is the copy of the trail that survives the run.
+//! - `status.chaosRunner` ([`RunRecord`]): the checkpoints of the attempts that are not finished
+//!   (a finished one's is removed), the incarnation that writes, and why a run could not start.
+//!   Bounded by the attempts in flight, not by the plan.
+//! - Annotations ([`Ledger`]), the part that survives the run: after the runner exits the
+//!   operator does a typed full-object update that drops status fields its Go structs do not
+//!   know, `status.chaosRunner` included, while annotations are part of `ObjectMeta`, which it
+//!   keeps whole (and they go away with the engine):
+//!   - [`RUN_ANNOTATION`]: run id, start time and the plan's inputs, written once;
+//!   - [`PROGRESS_ANNOTATION_PREFIX`]`<n>`: one short token per attempt of the plan (furthest
+//!     phase or verdict, and when), [`PROGRESS_CHUNK`] attempts per annotation — what a runner
+//!     needs to resume without the checkpoint, and never to run a finished attempt again;
+//!   - [`TRAIL_ANNOTATION_PREFIX`]`<n>`: the newest transitions of the audit trail in segments of
+//!     [`TRAIL_SEGMENT`]. Older segments are dropped once every Event they name exists: each
+//!     transition has its own Event (deterministic name, [`transition_event_key`]), which keeps
+//!     the full trail; a ConfigMap would need a permission Litmus users' Role does not give.
+//!
+//! Map keys and small strings throughout, so a JSON patch touches only what changed.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The status key under which the runner keeps its record.
+use crate::contract::plan::{MAX_PLAN_ITEMS, PlanInputs};
+
+/// The status key under which the runner keeps its checkpoints.
 pub const STATUS_KEY: &str = "chaosRunner";
-/// The annotation that keeps the run id and the audit trail after the run.
-pub const AUDIT_ANNOTATION: &str = "chaos-runner.io/audit";
-/// Version of [`RunRecord`]'s shape; a newer one is refused rather than misread.
-pub const RECORD_SCHEMA: u32 = 1;
-/// The audit trail keeps the newest entries up to this many (annotations are limited to
-/// 256 KiB in all; an entry is about 120 bytes).
-pub const HISTORY_LIMIT: usize = 1000;
+/// The annotation with the run's id, start and plan inputs.
+pub const RUN_ANNOTATION: &str = "chaos-runner.io/run";
+/// Annotations `<prefix><n>` with the progress of the plan's attempts `n*CHUNK..(n+1)*CHUNK`.
+pub const PROGRESS_ANNOTATION_PREFIX: &str = "chaos-runner.io/progress-";
+/// Annotations `<prefix><n>` with the audit trail's segment `n`.
+pub const TRAIL_ANNOTATION_PREFIX: &str = "chaos-runner.io/trail-";
+/// The annotation of runners before schema 2 (`{runId, history}`): still read, removed on write.
+pub const LEGACY_AUDIT_ANNOTATION: &str = "chaos-runner.io/audit";
+/// Version of the record's shape; a newer one is refused rather than misread.
+pub const RECORD_SCHEMA: u32 = 2;
+/// Transitions per trail segment.
+pub const TRAIL_SEGMENT: usize = 16;
+/// Segments kept at least (the newest), so the trail shows the run's latest moves.
+pub const TRAIL_SEGMENTS_KEPT: usize = 4;
+/// Segments kept at most, even when Events could not be sent (annotations are limited to
+/// 256 KiB in all; a segment is about 2 KiB).
+pub const TRAIL_SEGMENTS_MAX: usize = 48;
+/// Attempts per progress annotation (a token is at most about 9 bytes).
+pub const PROGRESS_CHUNK: usize = 256;
 
 /// One transition of one experiment attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +59,28 @@ pub struct AuditEntry {
     pub at: String,
 }
 
-/// The runner's record of one run, `status.chaosRunner`.
+/// The `from` of an attempt that ended without starting (a plan-level skip or an abort).
+pub const PLANNED: &str = "Planned";
+
+/// The key (hence the name) of the Event that reports a recorded transition: derived from the
+/// audit record alone, so a restarted runner can tell whether that Event exists and send it if
+/// it was lost (a transition happens once per attempt, so the key is unique).
+pub fn transition_event_key(run_id: &str, entry: &AuditEntry) -> String {
+    if entry.from == PLANNED {
+        return unstarted_event_key(run_id, &entry.attempt);
+    }
+    format!(
+        "{run_id}/{}/{}->{}/{}",
+        entry.attempt, entry.from, entry.to, entry.reason
+    )
+}
+
+/// The Event key of an attempt that ended without starting.
+pub fn unstarted_event_key(run_id: &str, attempt: &str) -> String {
+    format!("{run_id}/{attempt}/unstarted")
+}
+
+/// The runner's checkpoints, `status.chaosRunner`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
@@ -42,14 +89,9 @@ pub struct RunRecord {
     /// never adopts a Job retained from an earlier run.
     pub run_id: String,
     pub started_at: String,
-    /// The resolved run plan (stages, order, seed, iterations).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Value>,
-    /// Checkpoint of each attempt, by attempt key.
+    /// Checkpoint of each attempt in flight, by attempt key.
     #[serde(default)]
     pub attempts: BTreeMap<String, Value>,
-    #[serde(default)]
-    pub history: Vec<AuditEntry>,
     /// Why the run could not start (invalid env or plan): nothing was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
@@ -90,15 +132,6 @@ impl Incarnation {
     }
 }
 
-/// The part of the record kept in [`AUDIT_ANNOTATION`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditTrail {
-    pub run_id: String,
-    #[serde(default)]
-    pub history: Vec<AuditEntry>,
-}
-
 /// A record that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -116,9 +149,7 @@ impl RunRecord {
             schema_version: RECORD_SCHEMA,
             run_id,
             started_at,
-            plan: None,
             attempts: BTreeMap::new(),
-            history: Vec::new(),
             failure: None,
             incarnation: Incarnation::default(),
         }
@@ -141,43 +172,310 @@ impl RunRecord {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
             });
         }
-        serde_json::from_value(raw.clone())
-            .map(Some)
-            .map_err(RecordError::Malformed)
-    }
-
-    /// Appends transitions not already in the trail; phases only move forward, so
-    /// (attempt, from, to) names a transition once. Keeps the newest [`HISTORY_LIMIT`].
-    pub fn record(&mut self, entries: impl IntoIterator<Item = AuditEntry>) {
-        for entry in entries {
-            let seen = self
-                .history
-                .iter()
-                .any(|e| e.attempt == entry.attempt && e.from == entry.from && e.to == entry.to);
-            if !seen {
-                self.history.push(entry);
-            }
-        }
-        if self.history.len() > HISTORY_LIMIT {
-            let excess = self.history.len() - HISTORY_LIMIT;
-            self.history.drain(..excess);
-        }
-    }
-
-    pub fn trail(&self) -> AuditTrail {
-        AuditTrail {
-            run_id: self.run_id.clone(),
-            history: self.history.clone(),
-        }
+        let mut record: RunRecord =
+            serde_json::from_value(raw.clone()).map_err(RecordError::Malformed)?;
+        record.schema_version = RECORD_SCHEMA;
+        Ok(Some(record))
     }
 }
 
-impl AuditTrail {
-    /// Reads the trail from the engine's annotations; a malformed one is ignored (it is a
-    /// copy, never the only source of a decision).
-    pub fn from_annotations(annotations: Option<&BTreeMap<String, String>>) -> Option<AuditTrail> {
-        let raw = annotations?.get(AUDIT_ANNOTATION)?;
-        serde_json::from_str(raw).ok()
+/// [`RUN_ANNOTATION`]: what identifies the run and its plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunHeader {
+    pub run_id: String,
+    pub started_at: String,
+    /// What the plan was resolved from, so a resumed runner follows the same plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanInputs>,
+}
+
+/// How far one attempt of the plan got, as the progress annotations keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Its Job is about to be created (the checkpoint before the create).
+    LaunchJob,
+    /// Its Job was created; its pod is followed.
+    Monitor,
+    /// Its pod ended: result, cleanup and verdict follow.
+    PastMonitor,
+    /// Ended with the verdict Pass.
+    Passed,
+    /// Ended with another verdict (Fail, Error, Awaited...).
+    NotPassed,
+    /// Ended by an abort.
+    Aborted,
+    /// Never ran (a dependency did not pass).
+    Skipped,
+}
+
+impl Mark {
+    const CODES: [(Mark, char); 7] = [
+        (Mark::LaunchJob, 'L'),
+        (Mark::Monitor, 'M'),
+        (Mark::PastMonitor, 'R'),
+        (Mark::Passed, 'P'),
+        (Mark::NotPassed, 'F'),
+        (Mark::Aborted, 'A'),
+        (Mark::Skipped, 'S'),
+    ];
+
+    fn code(self) -> char {
+        Self::CODES
+            .iter()
+            .find(|(mark, _)| *mark == self)
+            .map_or('?', |(_, code)| *code)
+    }
+
+    fn of_code(code: char) -> Option<Mark> {
+        Self::CODES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(mark, _)| *mark)
+    }
+
+    /// Whether the attempt has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Mark::Passed | Mark::NotPassed | Mark::Aborted | Mark::Skipped
+        )
+    }
+}
+
+/// One attempt's progress: how far it got and when (whole seconds after the run's start,
+/// rounded up: a deadline or an interval counted from it is never cut short, at worst a
+/// second long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub mark: Mark,
+    pub at_s: u64,
+}
+
+impl Progress {
+    /// The progress `mark` reached at `at` (RFC 3339) in a run started at `started_at`.
+    pub fn at(mark: Mark, at: &str, started_at: &str) -> Progress {
+        let ms = millis(at).saturating_sub(millis(started_at));
+        Progress {
+            mark,
+            at_s: ms.div_ceil(1000),
+        }
+    }
+
+    /// When it was reached, in milliseconds since the epoch.
+    pub fn at_ms(&self, started_at: &str) -> u64 {
+        millis(started_at).saturating_add(self.at_s.saturating_mul(1000))
+    }
+
+    /// When it was reached, RFC 3339.
+    pub fn at_rfc3339(&self, started_at: &str) -> String {
+        let ms = i64::try_from(self.at_ms(started_at)).unwrap_or(i64::MAX);
+        Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| started_at.to_string())
+    }
+
+    fn token(&self) -> String {
+        format!("{}{}", self.mark.code(), self.at_s)
+    }
+
+    fn of_token(token: &str) -> Option<Progress> {
+        let mut chars = token.chars();
+        let mark = Mark::of_code(chars.next()?)?;
+        let at_s = chars.as_str().parse().ok()?;
+        Some(Progress { mark, at_s })
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (0 when it does not parse).
+pub fn millis(rfc3339: &str) -> u64 {
+    rfc3339
+        .parse::<Timestamp>()
+        .map(|t| t.as_millisecond().max(0) as u64)
+        .unwrap_or(0)
+}
+
+/// The part of the record kept in annotations: see the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ledger {
+    pub header: RunHeader,
+    /// Progress by plan position (`None`: not started, or nothing created yet).
+    pub progress: Vec<Option<Progress>>,
+    /// The kept part of the audit trail, oldest first; `trail[0]` is transition number
+    /// `first_segment * TRAIL_SEGMENT` of the run.
+    pub trail: Vec<AuditEntry>,
+    pub first_segment: u64,
+}
+
+impl Ledger {
+    pub fn new(header: RunHeader) -> Ledger {
+        Ledger {
+            header,
+            progress: Vec::new(),
+            trail: Vec::new(),
+            first_segment: 0,
+        }
+    }
+
+    /// Whether an annotation is one the ledger owns (and may remove).
+    pub fn owns(key: &str) -> bool {
+        key == RUN_ANNOTATION
+            || key == LEGACY_AUDIT_ANNOTATION
+            || key.starts_with(PROGRESS_ANNOTATION_PREFIX)
+            || key.starts_with(TRAIL_ANNOTATION_PREFIX)
+    }
+
+    /// Transitions recorded before the kept trail (their Events keep them).
+    pub fn earlier(&self) -> u64 {
+        self.first_segment * TRAIL_SEGMENT as u64
+    }
+
+    /// Reads the ledger from the engine's annotations: `None` without a readable run header.
+    /// A damaged progress token or trail segment is skipped (its attempt then counts as not
+    /// started, and is adopted or redone by name), never a reason to refuse the run.
+    pub fn from_annotations(annotations: Option<&BTreeMap<String, String>>) -> Option<Ledger> {
+        let annotations = annotations?;
+        let Some(raw) = annotations.get(RUN_ANNOTATION) else {
+            return Self::from_legacy(annotations);
+        };
+        let header: RunHeader = serde_json::from_str(raw).ok()?;
+        let mut ledger = Ledger::new(header);
+        let numbered = |prefix: &str| {
+            annotations
+                .iter()
+                .filter_map(|(key, value)| {
+                    let n: u64 = key.strip_prefix(prefix)?.parse().ok()?;
+                    Some((n, value))
+                })
+                .collect::<BTreeMap<u64, &String>>()
+        };
+        // Positions beyond the largest plan are garbage, not a reason to allocate for them.
+        let chunks = MAX_PLAN_ITEMS.div_ceil(PROGRESS_CHUNK);
+        for (chunk, value) in numbered(PROGRESS_ANNOTATION_PREFIX) {
+            let Some(chunk) = usize::try_from(chunk).ok().filter(|c| *c < chunks) else {
+                continue;
+            };
+            for (offset, token) in value.split(' ').take(PROGRESS_CHUNK).enumerate() {
+                if let Some(progress) = Progress::of_token(token) {
+                    ledger.set_progress(chunk * PROGRESS_CHUNK + offset, progress);
+                }
+            }
+        }
+        let segments = numbered(TRAIL_ANNOTATION_PREFIX);
+        // Only a contiguous run of segments ending at the newest one is a trail.
+        let mut kept: Vec<(u64, Vec<AuditEntry>)> = Vec::new();
+        for (n, value) in segments.into_iter().rev() {
+            // A damaged or empty segment ends the trail like a missing one.
+            let entries: Vec<AuditEntry> = serde_json::from_str(value).unwrap_or_default();
+            if entries.is_empty() || kept.last().is_some_and(|(next, _)| *next != n + 1) {
+                break;
+            }
+            kept.push((n, entries));
+        }
+        if let Some((first, _)) = kept.last() {
+            ledger.first_segment = *first;
+        }
+        ledger.trail = kept.into_iter().rev().flat_map(|(_, e)| e).collect();
+        Some(ledger)
+    }
+
+    /// A trail from a runner before schema 2 (`{runId, history}` in one annotation).
+    fn from_legacy(annotations: &BTreeMap<String, String>) -> Option<Ledger> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Legacy {
+            run_id: String,
+            #[serde(default)]
+            history: Vec<AuditEntry>,
+        }
+        let legacy: Legacy =
+            serde_json::from_str(annotations.get(LEGACY_AUDIT_ANNOTATION)?).ok()?;
+        let started_at = legacy
+            .history
+            .first()
+            .map(|e| e.at.clone())
+            .unwrap_or_default();
+        let mut ledger = Ledger::new(RunHeader {
+            run_id: legacy.run_id,
+            started_at,
+            plan: None,
+        });
+        ledger.trail = legacy.history;
+        Some(ledger)
+    }
+
+    /// The annotations the ledger consists of, all of them (the writer sends what differs).
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Ok(header) = serde_json::to_string(&self.header) {
+            out.insert(RUN_ANNOTATION.to_string(), header);
+        }
+        for (chunk, slots) in self.progress.chunks(PROGRESS_CHUNK).enumerate() {
+            let used = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+            if used == 0 {
+                continue;
+            }
+            let tokens: Vec<String> = slots[..used]
+                .iter()
+                .map(|slot| slot.map_or_else(|| ".".to_string(), |p| p.token()))
+                .collect();
+            out.insert(
+                format!("{PROGRESS_ANNOTATION_PREFIX}{chunk}"),
+                tokens.join(" "),
+            );
+        }
+        for (index, segment) in self.trail.chunks(TRAIL_SEGMENT).enumerate() {
+            if let Ok(value) = serde_json::to_string(segment) {
+                let n = self.first_segment + index as u64;
+                out.insert(format!("{TRAIL_ANNOTATION_PREFIX}{n}"), value);
+            }
+        }
+        out
+    }
+
+    pub fn set_progress(&mut self, position: usize, progress: Progress) {
+        if self.progress.len() <= position {
+            self.progress.resize(position + 1, None);
+        }
+        self.progress[position] = Some(progress);
+    }
+
+    pub fn progress_of(&self, position: usize) -> Option<Progress> {
+        self.progress.get(position).copied().flatten()
+    }
+
+    /// Appends transitions not already in the kept trail; phases only move forward, so
+    /// (attempt, from, to) names a transition once.
+    pub fn record(&mut self, entries: impl IntoIterator<Item = AuditEntry>) {
+        for entry in entries {
+            let seen = self
+                .trail
+                .iter()
+                .any(|e| e.attempt == entry.attempt && e.from == entry.from && e.to == entry.to);
+            if !seen {
+                self.trail.push(entry);
+            }
+        }
+    }
+
+    /// Drops the oldest full segments beyond [`TRAIL_SEGMENTS_KEPT`] whose transitions all
+    /// have their Event (`event_pending` says which do not yet); beyond
+    /// [`TRAIL_SEGMENTS_MAX`] the oldest go regardless (Events that cannot be sent at all must
+    /// not grow the engine without bound).
+    pub fn trim(&mut self, event_pending: impl Fn(&AuditEntry) -> bool) {
+        loop {
+            let full = self.trail.len() / TRAIL_SEGMENT;
+            let segments = self.trail.len().div_ceil(TRAIL_SEGMENT);
+            if full == 0 || segments <= TRAIL_SEGMENTS_KEPT {
+                return;
+            }
+            let oldest = &self.trail[..TRAIL_SEGMENT];
+            if segments <= TRAIL_SEGMENTS_MAX && oldest.iter().any(&event_pending) {
+                return;
+            }
+            self.trail.drain(..TRAIL_SEGMENT);
+            self.first_segment += 1;
+        }
     }
 }
 
@@ -196,23 +494,125 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_transition_is_recorded_once() {
-        let mut record = RunRecord::new("r1".into(), "t".into());
-        record.record([entry("a#1", "Init", "ValidateDeps")]);
-        record.record([
-            entry("a#1", "Init", "ValidateDeps"),
-            entry("a#2", "Init", "ValidateDeps"),
-        ]);
-        assert_eq!(record.history.len(), 2);
+    fn ledger() -> Ledger {
+        Ledger::new(RunHeader {
+            run_id: "r1".into(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            plan: None,
+        })
     }
 
     #[test]
-    fn history_is_bounded_keeping_the_newest() {
-        let mut record = RunRecord::new("r1".into(), "t".into());
-        record.record((0..HISTORY_LIMIT + 5).map(|i| entry(&format!("e#{i}"), "Init", "Verdict")));
-        assert_eq!(record.history.len(), HISTORY_LIMIT);
-        assert_eq!(record.history[0].attempt, "e#5");
+    fn a_transition_is_recorded_once() {
+        let mut ledger = ledger();
+        ledger.record([entry("a#1", "Init", "ValidateDeps")]);
+        ledger.record([
+            entry("a#1", "Init", "ValidateDeps"),
+            entry("a#2", "Init", "ValidateDeps"),
+        ]);
+        assert_eq!(ledger.trail.len(), 2);
+    }
+
+    #[test]
+    fn the_trail_keeps_its_newest_segments_and_counts_the_rest() {
+        let mut ledger = ledger();
+        let total = TRAIL_SEGMENT * (TRAIL_SEGMENTS_KEPT + 3) + 5;
+        ledger.record((0..total).map(|i| entry(&format!("e#{i}"), "Init", "Verdict")));
+        ledger.trim(|_| false);
+        // 8 segments (the last one partial): the newest 4 are kept.
+        assert_eq!(ledger.first_segment, 4);
+        assert_eq!(ledger.earlier(), 4 * TRAIL_SEGMENT as u64);
+        assert_eq!(ledger.trail.len(), total - 4 * TRAIL_SEGMENT);
+        assert_eq!(ledger.trail[0].attempt, format!("e#{}", 4 * TRAIL_SEGMENT));
+        // The annotations round-trip, segment numbers included.
+        let back = Ledger::from_annotations(Some(&ledger.annotations())).unwrap();
+        assert_eq!(back, ledger);
+    }
+
+    #[test]
+    fn a_segment_whose_event_is_not_sent_yet_is_kept_up_to_the_hard_cap() {
+        let mut ledger = ledger();
+        let total = TRAIL_SEGMENT * (TRAIL_SEGMENTS_KEPT + 2);
+        ledger.record((0..total).map(|i| entry(&format!("e#{i}"), "Init", "Verdict")));
+        ledger.trim(|e| e.attempt == "e#1");
+        assert_eq!(ledger.first_segment, 0, "segment 0 names an unsent Event");
+        ledger.trim(|e| e.attempt == "e#20");
+        assert_eq!(
+            ledger.first_segment, 1,
+            "segment 0 may go, segment 1 may not"
+        );
+        let many = TRAIL_SEGMENT * (TRAIL_SEGMENTS_MAX + 2);
+        ledger.record((0..many).map(|i| entry(&format!("x#{i}"), "Init", "Verdict")));
+        ledger.trim(|_| true);
+        assert_eq!(
+            ledger.trail.len().div_ceil(TRAIL_SEGMENT),
+            TRAIL_SEGMENTS_MAX
+        );
+    }
+
+    #[test]
+    fn progress_is_a_short_token_per_attempt_in_chunks() {
+        let mut ledger = ledger();
+        let started = ledger.header.started_at.clone();
+        ledger.set_progress(
+            0,
+            Progress::at(Mark::Passed, "2026-11-25T00:00:12.001Z", &started),
+        );
+        ledger.set_progress(
+            2,
+            Progress::at(Mark::Monitor, "2026-11-25T00:00:30.900Z", &started),
+        );
+        ledger.set_progress(
+            PROGRESS_CHUNK + 1,
+            Progress::at(Mark::Skipped, "2026-11-25T00:01:00Z", &started),
+        );
+        let annotations = ledger.annotations();
+        assert_eq!(annotations["chaos-runner.io/progress-0"], "P13 . M31");
+        assert_eq!(annotations["chaos-runner.io/progress-1"], ". S60");
+        let back = Ledger::from_annotations(Some(&annotations)).unwrap();
+        assert_eq!(back.progress_of(0).unwrap().mark, Mark::Passed);
+        assert_eq!(back.progress_of(1), None);
+        assert_eq!(
+            back.progress_of(2).unwrap().at_rfc3339(&started),
+            "2026-11-25T00:00:31Z"
+        );
+        assert_eq!(back.progress_of(PROGRESS_CHUNK + 1).unwrap().at_s, 60);
+        // An end is rounded up: an interval measured from it is never shorter.
+        assert_eq!(
+            back.progress_of(0).unwrap().at_ms(&started),
+            millis(&started) + 13_000
+        );
+    }
+
+    #[test]
+    fn damaged_progress_and_trail_are_skipped_not_fatal() {
+        let mut annotations = ledger().annotations();
+        annotations.insert(
+            "chaos-runner.io/progress-0".into(),
+            "P1 Q7 garbage M2".into(),
+        );
+        annotations.insert("chaos-runner.io/trail-0".into(), "{not json".into());
+        annotations.insert("chaos-runner.io/progress-x".into(), "P1".into());
+        annotations.insert("chaos-runner.io/progress-99999999".into(), "P1".into());
+        let back = Ledger::from_annotations(Some(&annotations)).unwrap();
+        assert_eq!(back.progress_of(0).unwrap().mark, Mark::Passed);
+        assert_eq!(back.progress_of(1), None);
+        assert_eq!(back.progress_of(3).unwrap().mark, Mark::Monitor);
+        assert!(back.trail.is_empty());
+        assert_eq!(back.progress.len(), 4, "a chunk beyond any plan is ignored");
+        annotations.insert(RUN_ANNOTATION.into(), "[]".into());
+        assert_eq!(Ledger::from_annotations(Some(&annotations)), None);
+    }
+
+    #[test]
+    fn a_legacy_trail_is_read() {
+        let trail = json!({"runId": "old", "history": [entry("a#1", "Init", "ValidateDeps")]});
+        let annotations: BTreeMap<String, String> =
+            [(LEGACY_AUDIT_ANNOTATION.to_string(), trail.to_string())].into();
+        let ledger = Ledger::from_annotations(Some(&annotations)).unwrap();
+        assert_eq!(ledger.header.run_id, "old");
+        assert_eq!(ledger.trail.len(), 1);
+        assert!(Ledger::owns(LEGACY_AUDIT_ANNOTATION) && !Ledger::owns("chaos-runner.io/seed"));
     }
 
     #[test]

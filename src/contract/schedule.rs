@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::plan::{DependencyFailurePolicy, Plan, item_key};
+use crate::contract::plan::{DependencyFailurePolicy, Plan};
 
 /// Where one attempt of the plan stands (an attempt missing from the states is `Waiting`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl View<'_> {
 // Long on purpose: one pass over the plan that decides every item's next step; the rules
 // (dependencies, max-parallel, intervals, skips) interact and are easiest to check together.
 pub fn decide(plan: &Plan, states: &BTreeMap<String, ItemState>, now_ms: u64) -> Decision {
-    let positions = plan.positions();
+    let index = plan.index();
     let mut views: Vec<View<'_>> = plan
         .items
         .iter()
@@ -121,11 +121,7 @@ pub fn decide(plan: &Plan, states: &BTreeMap<String, ItemState>, now_ms: u64) ->
         if !matches!(views[position], View::Waiting) {
             continue;
         }
-        let dependencies: Vec<usize> = item
-            .after
-            .iter()
-            .filter_map(|key| positions.get(key.as_str()).copied())
-            .collect();
+        let dependencies = &index.after[position];
 
         if plan.on_dependency_failure == DependencyFailurePolicy::Skip {
             let reason = dependencies.iter().find_map(|&dependency| {
@@ -161,10 +157,7 @@ pub fn decide(plan: &Plan, states: &BTreeMap<String, ItemState>, now_ms: u64) ->
         {
             continue;
         }
-        let previous_end = (item.iteration > 1)
-            .then(|| item_key(&item.experiment, item.iteration - 1))
-            .and_then(|key| positions.get(key.as_str()).copied())
-            .and_then(|previous| views[previous].ended_at_ms());
+        let previous_end = index.previous[position].and_then(|p| views[p].ended_at_ms());
         if let Some(previous_end) = previous_end {
             let earliest = previous_end.saturating_add(item.min_wait_ms);
             if earliest > now_ms {

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::cluster::access::Access;
@@ -14,7 +13,8 @@ use crate::cluster::observe::PodMap;
 use crate::contract::config::RunnerConfig;
 use crate::contract::crd::ChaosEngine;
 use crate::contract::merge::RunnerEnv;
-use crate::contract::record::RecordError;
+use crate::contract::plan::Plan;
+use crate::contract::record::{AuditEntry, Ledger, Progress, RecordError, RunRecord};
 
 /// Exit code for an infrastructure failure a restart can cure (the kubelet restarts the
 /// container, `restartPolicy: OnFailure`, and the run resumes from its checkpoint).
@@ -78,28 +78,35 @@ pub struct RunContext {
     pub monitor_timeout: Option<Duration>,
     /// What the engine held for this run when the runner started.
     pub found: FoundAtStart,
+    /// ChaosExperiments read so far in this run, by name.
+    pub experiments: std::sync::Mutex<BTreeMap<String, std::sync::Arc<kube::api::DynamicObject>>>,
     pub cleanup: chaos_runner_states::CleanupPolicy,
 }
 
 /// What the engine held for this run when the runner started: where each attempt resumes.
 #[derive(Debug, Default)]
 pub struct FoundAtStart {
-    /// `status.chaosRunner.attempts`, by attempt key.
+    /// `status.chaosRunner.attempts`, by attempt key: the attempts in flight.
     pub checkpoints: BTreeMap<String, serde_json::Value>,
-    /// Attempt keys that reached a terminal phase according to the audit trail.
-    pub finished_in_trail: Vec<String>,
+    /// The recorded progress of each attempt, by attempt key.
+    pub progress: BTreeMap<String, Progress>,
+    /// When the run started (progress times count from it).
+    pub started_at: String,
     /// `status.experiments[].verdict` by experiment name.
     pub verdicts: BTreeMap<String, String>,
     /// `status.experiments[].experimentPod` by experiment name.
     pub pods: BTreeMap<String, String>,
-    /// The audit trail, for attempts whose checkpoint is gone.
-    pub history: Vec<crate::contract::record::AuditEntry>,
+    /// The kept audit trail: transitions whose Event may have been lost.
+    pub trail: Vec<AuditEntry>,
 }
 
 impl FoundAtStart {
-    /// Reads the record and the engine's `status.experiments`.
+    /// Reads the record, the ledger (through the plan's positions) and the engine's
+    /// `status.experiments`.
     pub fn read(
-        record: &crate::contract::record::RunRecord,
+        record: &RunRecord,
+        ledger: &Ledger,
+        plan: &Plan,
         status: Option<&serde_json::Value>,
     ) -> FoundAtStart {
         let field = |field: &str| -> BTreeMap<String, String> {
@@ -115,12 +122,19 @@ impl FoundAtStart {
                 })
                 .collect()
         };
+        let progress = plan
+            .items
+            .iter()
+            .enumerate()
+            .filter_map(|(position, item)| Some((item.key.clone(), ledger.progress_of(position)?)))
+            .collect();
         FoundAtStart {
             checkpoints: record.attempts.clone(),
-            finished_in_trail: crate::run::attempt::finished_attempts(&record.history),
+            progress,
+            started_at: ledger.header.started_at.clone(),
             verdicts: field("verdict"),
             pods: field("experimentPod"),
-            history: record.history.clone(),
+            trail: ledger.trail.clone(),
         }
     }
 }
@@ -133,7 +147,15 @@ pub struct RunOptions {
 
 /// The current time as checkpoints, entries and the trail record it (RFC 3339).
 pub fn now() -> String {
-    Timestamp::now().to_string()
+    crate::cluster::clock::now().to_string()
+}
+
+/// Sleeps until `deadline`, or forever without one.
+pub async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps for `wait`, or forever when there is nothing to wait for.

@@ -10,22 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cluster::api::call_opt;
-use crate::cluster::engine_writer::{EngineWriter, ExperimentEntry, StatusChange};
-use crate::cluster::events::{EngineRef, EventReport, EventSink, EventType};
+use crate::cluster::engine_writer::{EngineWriter, ExperimentEntry, StatusChange, WriterSeed};
+use crate::cluster::events::{
+    EngineRef, EventQueue, EventReport, EventSink, EventType, PendingEvents,
+};
 use crate::cluster::observe::{self, EngineSignal, PodMap};
 use crate::cluster::{access, exporter};
 use crate::contract::config::RunnerConfig;
 use crate::contract::crd::ChaosEngine;
 use crate::contract::hash::fnv1a64;
 use crate::contract::merge::RunnerEnv;
-use crate::contract::plan::{self, Plan};
-use crate::contract::record::{AuditTrail, Incarnation, RunRecord};
+use crate::contract::plan::{Plan, PlanInputs};
+use crate::contract::record::{Incarnation, Ledger, RUN_ANNOTATION, RunHeader, RunRecord};
 use crate::contract::schedule::{self, ItemState};
 use crate::run::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
 use crate::run::context::{FoundAtStart, RunContext, RunEnd, RunError, RunOptions, now};
@@ -48,27 +49,42 @@ pub async fn run(
         raw_engine,
         engine,
         events,
-        mut record,
+        record,
+        mut ledger,
         resumed,
     } = opened;
     let engine_uid = raw_engine.metadata.uid.clone().unwrap_or_default();
     let annotations = raw_engine.metadata.annotations.clone().unwrap_or_default();
-    let plan = match decided_plan(&record, &config, &annotations, &engine_uid) {
+    // The plan's inputs go out with the first write: if the runner stops before that, they
+    // are derived again, identically, from the annotations and the run id.
+    let plan = match decided_plan(&mut ledger, &config, &annotations, &engine_uid) {
         Ok(plan) => plan,
         Err(message) => {
-            return reject_plan(&events, &engines, raw_engine, record, &config, &message).await;
+            let seed = WriterSeed {
+                engine: raw_engine,
+                record,
+                ledger,
+                entries: Vec::new(),
+                events: None,
+            };
+            return reject_plan(&events, &engines, seed, &config, &message).await;
         }
     };
-    // The plan goes out with the first checkpoint: if the runner stops before that, it is
-    // derived again, identically, from the annotations and the run id.
-    record.plan = serde_json::to_value(&plan).ok();
-    let found = FoundAtStart::read(&record, raw_engine.data.get("status"));
+    let found = FoundAtStart::read(&record, &ledger, &plan, raw_engine.data.get("status"));
     warn_about_settings(&events, &engine, &config, &record.run_id).await;
 
     let run_id = record.run_id.clone();
     let waiting = waiting_entries(&plan, &config.engine_name, resumed, &found.verdicts);
-    let (writer, engine_copies, _stats) =
-        EngineWriter::spawn(engines.clone(), raw_engine.clone(), record, waiting);
+    let events = Arc::new(events);
+    let event_queue = EventQueue::spawn(events.clone(), PendingEvents::default());
+    let seed = WriterSeed {
+        engine: raw_engine.clone(),
+        record,
+        ledger,
+        entries: waiting,
+        events: Some(event_queue.clone()),
+    };
+    let (writer, engine_copies, writer_stats) = EngineWriter::spawn(engines.clone(), seed);
 
     let mut background = JoinSet::new();
     let engine_rx = observe_engine(
@@ -86,7 +102,6 @@ pub async fn run(
     let first_signal = EngineSignal::of(Some(&raw_engine));
     background.spawn(watch_for_stop(stop, first_signal, engine_rx, shutdown));
 
-    let events = Arc::new(events);
     let spec = raw_engine.data.get("spec");
     if let Some(settings) = exporter::requested(spec, &annotations, &config.namespace) {
         let block = access.block_owner_deletion;
@@ -103,7 +118,7 @@ pub async fn run(
         run_id,
         access,
         writer,
-        events: crate::cluster::events::EventQueue::spawn(events.clone()),
+        events: event_queue,
         pods: pods_rx,
         monitoring,
         abort: abort_rx,
@@ -112,15 +127,32 @@ pub async fn run(
             .monitor_timeout
             .or_else(|| monitor_timeout_annotation(&annotations)),
         found,
+        experiments: Default::default(),
     });
     if resumed {
         resend_lost_events(&context, &events).await;
     }
     let outcome = execute_plan(&context, &plan).await;
-    // Every event queued so far goes out before the runner exits.
+    // Staged writes are stored, then every event queued so far goes out, before the exit.
+    let stored = context.writer.flush().await;
     context.events.drain().await;
+    let stats = *writer_stats.borrow();
+    tracing::info!(
+        patches = stats.patches,
+        conflicts = stats.conflicts,
+        bytes = stats.patch_bytes,
+        largest = stats.largest_patch,
+        "engine writes"
+    );
     background.abort_all();
-    outcome
+    match stored {
+        // A deleted engine is an abort: nothing to store any more.
+        Ok(()) | Err(crate::cluster::engine_writer::WriteError::EngineGone(_)) => outcome,
+        Err(error) => {
+            tracing::error!(%error, "could not store the run's last changes");
+            outcome.and(Err(error.into()))
+        }
+    }
 }
 
 /// The engine as the run starts from it: read, decoded, with the record it stores.
@@ -131,7 +163,8 @@ struct OpenedEngine {
     engine: ChaosEngine,
     events: EventSink,
     record: RunRecord,
-    /// True when the record was found (checkpoint or trail), false for a new run.
+    ledger: Ledger,
+    /// True when the record was found (checkpoint or ledger), false for a new run.
     resumed: bool,
 }
 
@@ -186,7 +219,7 @@ async fn open_engine(
             return end.await.map(Err);
         }
     };
-    let (mut record, resumed) = open_record(found, &raw_engine, &engine_uid);
+    let (mut record, ledger, resumed) = open_record(found, &raw_engine, &engine_uid);
     // This process's place among the runners of the run (fencing: see the engine writer).
     let id = format!(
         "{:08x}",
@@ -200,63 +233,84 @@ async fn open_engine(
         engine,
         events,
         record,
+        ledger,
         resumed,
     }))
 }
 
-/// The run's record: the stored one; else, when the checkpoint is gone but the run's entries
-/// and trail are there, one rebuilt from the trail (the cluster tells the rest); else a new
-/// run (a re-run after the operator cleared the status has no entries). True when resumed.
+/// The run's record and ledger: the stored ones; else, when the checkpoint is gone but the
+/// run's entries and ledger are there, a record for the ledger's run (the cluster tells the
+/// rest); else a new run (a re-run after the operator cleared the status has no entries).
+/// True when resumed.
 fn open_record(
     found: Option<RunRecord>,
     raw_engine: &DynamicObject,
     engine_uid: &str,
-) -> (RunRecord, bool) {
-    let trail = AuditTrail::from_annotations(raw_engine.metadata.annotations.as_ref());
+) -> (RunRecord, Ledger, bool) {
+    let ledger = Ledger::from_annotations(raw_engine.metadata.annotations.as_ref());
     let has_entries = raw_engine
         .data
         .get("status")
         .and_then(|s| s.get("experiments"))
         .and_then(|e| e.as_array())
         .is_some_and(|e| !e.is_empty());
-    let started = now();
-    match (found, trail) {
-        (Some(record), _) => {
+    let fresh_ledger = |record: &RunRecord| {
+        Ledger::new(RunHeader {
+            run_id: record.run_id.clone(),
+            started_at: record.started_at.clone(),
+            plan: None,
+        })
+    };
+    match (found, ledger) {
+        (Some(record), ledger) => {
             tracing::info!(run = %record.run_id, "resuming from the checkpoint in the engine status");
-            (record, true)
+            // The ledger of another run (left by an earlier one) is replaced.
+            let ledger = ledger
+                .filter(|l| l.header.run_id == record.run_id)
+                .unwrap_or_else(|| fresh_ledger(&record));
+            (record, ledger, true)
         }
-        (None, Some(trail)) if has_entries => {
-            tracing::info!(run = %trail.run_id, "no checkpoint: resuming from the audit trail and the cluster");
-            let mut record = RunRecord::new(trail.run_id, started);
-            record.record(trail.history);
-            (record, true)
+        (None, Some(ledger)) if has_entries => {
+            tracing::info!(run = %ledger.header.run_id, "no checkpoint: resuming from the recorded progress and the cluster");
+            let record = RunRecord::new(
+                ledger.header.run_id.clone(),
+                ledger.header.started_at.clone(),
+            );
+            (record, ledger, true)
         }
         _ => {
+            let started = now();
             let pid = std::process::id().to_string();
             let run_id = format!("{:08x}", fnv1a64(&[engine_uid, &started, &pid]) as u32);
             tracing::info!(run = %run_id, "starting a new run");
-            (RunRecord::new(run_id, started), false)
+            let record = RunRecord::new(run_id, started);
+            let ledger = fresh_ledger(&record);
+            (record, ledger, false)
         }
     }
 }
 
-/// The plan: the one recorded with the run, or resolved from the annotations with a seed from
-/// the run id (so a restart before the first write resolves the same one).
+/// The plan: the one recorded with the run (resolved again from its recorded inputs), or one
+/// resolved from the annotations with a seed from the run id (so a restart before the first
+/// write resolves the same one), whose inputs are then recorded.
 fn decided_plan(
-    record: &RunRecord,
+    ledger: &mut Ledger,
     config: &RunnerConfig,
     annotations: &BTreeMap<String, String>,
     engine_uid: &str,
 ) -> Result<Plan, String> {
-    if let Some(stored) = &record.plan {
-        // A recorded plan that does not decode (a newer runner's, or damaged) is refused: a
-        // plan resolved again from today's annotations could differ from the one that ran.
-        return serde_json::from_value(stored.clone()).map_err(|error| {
-            format!("the plan recorded in status.chaosRunner.plan cannot be read: {error}")
+    if let Some(recorded) = &ledger.header.plan {
+        // A recorded plan that does not resolve to the same plan here is refused: a plan
+        // resolved again from today's annotations could differ from the one that ran.
+        return recorded.resolve().map_err(|error| {
+            format!("the plan recorded in annotation {RUN_ANNOTATION} cannot be followed: {error}")
         });
     }
-    let seed = fnv1a64(&[&record.run_id, engine_uid]);
-    plan::resolve(&config.experiments, annotations, seed).map_err(|error| error.to_string())
+    let seed = fnv1a64(&[&ledger.header.run_id, engine_uid]);
+    let (inputs, plan) = PlanInputs::resolve_new(&config.experiments, annotations, seed)
+        .map_err(|error| error.to_string())?;
+    ledger.header.plan = Some(inputs);
+    Ok(plan)
 }
 
 /// Only the exact `delete` deletes (contract).
@@ -317,8 +371,8 @@ fn observe_engine(
     engine_name: &str,
     raw_engine: &DynamicObject,
     access: access::Access,
-    mut writer_copies: watch::Receiver<Option<DynamicObject>>,
-) -> tokio::sync::mpsc::UnboundedReceiver<Option<DynamicObject>> {
+    mut writer_copies: watch::Receiver<EngineSignal>,
+) -> tokio::sync::mpsc::UnboundedReceiver<EngineSignal> {
     let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
     if access.watch_engine {
         let version = raw_engine.metadata.resource_version.clone();
@@ -338,7 +392,7 @@ fn observe_engine(
     }
     background.spawn(async move {
         while writer_copies.changed().await.is_ok() {
-            let copy = writer_copies.borrow_and_update().clone();
+            let copy = *writer_copies.borrow_and_update();
             if engine_tx.send(copy).is_err() {
                 return;
             }
@@ -381,7 +435,7 @@ async fn resend_lost_events(context: &RunContext, events: &EventSink) {
         }
     };
     let mut resent = 0;
-    for entry in &context.found.history {
+    for entry in &context.found.trail {
         let report = crate::run::attempt::recorded_transition_event(&context.run_id, entry);
         let name = events.event_name(&report.key);
         if existing.as_ref().is_some_and(|names| names.contains(&name)) {
@@ -478,7 +532,7 @@ impl StopWatch {
 async fn watch_for_stop(
     stop: StopWatch,
     mut signal: EngineSignal,
-    mut engine_copies: tokio::sync::mpsc::UnboundedReceiver<Option<DynamicObject>>,
+    mut engine_copies: tokio::sync::mpsc::UnboundedReceiver<EngineSignal>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut suspended = false;
@@ -523,7 +577,7 @@ async fn watch_for_stop(
         }
         tokio::select! {
             copy = engine_copies.recv() => match copy {
-                Some(copy) => signal = EngineSignal::of(copy.as_ref()),
+                Some(copy) => signal = copy,
                 None => return,
             },
             changed = shutdown.changed(), if !suspended => if changed.is_err() { return },
@@ -568,8 +622,7 @@ async fn report_unrunnable(
 async fn reject_plan(
     events: &EventSink,
     engines: &Api<DynamicObject>,
-    raw_engine: DynamicObject,
-    mut record: RunRecord,
+    mut seed: WriterSeed,
     config: &RunnerConfig,
     message: &str,
 ) -> Result<RunEnd, RunError> {
@@ -580,14 +633,13 @@ async fn reject_plan(
         message: format!("Invalid run plan, no experiment runs: {message}"),
         // Keyed by run: a later run of the same engine reports again instead of finding the
         // earlier run's Event (same name) and staying silent.
-        key: format!("{}/plan-invalid/{message}", record.run_id),
+        key: format!("{}/plan-invalid/{message}", seed.record.run_id),
     };
-    record.failure = Some(format!("invalid run plan: {message}"));
+    seed.record.failure = Some(format!("invalid run plan: {message}"));
     refuse(
         events,
         engines,
-        raw_engine,
-        record,
+        seed,
         &config.engine_name,
         &config.experiments,
         &report,
@@ -601,13 +653,12 @@ async fn reject_plan(
 async fn refuse(
     events: &EventSink,
     engines: &Api<DynamicObject>,
-    raw_engine: DynamicObject,
-    record: RunRecord,
+    seed: WriterSeed,
     engine_name: &str,
     experiments: &[String],
     report: &EventReport,
 ) -> Result<(), RunError> {
-    let (writer, _, _) = EngineWriter::spawn(engines.clone(), raw_engine, record, Vec::new());
+    let (writer, _, _) = EngineWriter::spawn(engines.clone(), seed);
     let at = now();
     let entries = experiments
         .iter()
@@ -679,6 +730,11 @@ pub async fn report_bad_env(
     };
     let mut record = RunRecord::new("none".into(), now());
     record.failure = Some(error.to_string());
+    let ledger = Ledger::new(RunHeader {
+        run_id: record.run_id.clone(),
+        started_at: record.started_at.clone(),
+        plan: None,
+    });
     let mut experiments: Vec<String> = Vec::new();
     for item in env
         .get("EXPERIMENT_LIST")
@@ -690,17 +746,14 @@ pub async fn report_bad_env(
             experiments.push(item.to_string());
         }
     }
-    match refuse(
-        &events,
-        &engines,
-        raw_engine,
+    let seed = WriterSeed {
+        engine: raw_engine,
         record,
-        name,
-        &experiments,
-        &report,
-    )
-    .await
-    {
+        ledger,
+        entries: Vec::new(),
+        events: None,
+    };
+    match refuse(&events, &engines, seed, name, &experiments, &report).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "could not report the env error");
@@ -795,7 +848,7 @@ async fn ensure_exporter(
 
 /// Starts attempts as the scheduler allows until every item of the plan is terminal.
 async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, RunError> {
-    let mut run = PlanRun::default();
+    let mut run = PlanRun::resumed(context, plan);
     let mut abort = context.abort.clone();
     let mut suspend = context.suspend.clone();
     loop {
@@ -814,11 +867,15 @@ async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, 
             }
             break;
         }
-        let now_ms = Timestamp::now().as_millisecond().max(0) as u64;
+        let now_ms = crate::cluster::clock::now_ms();
         let decision = schedule::decide(plan, &run.states, now_ms);
         let (to_start, to_skip) = match &aborting {
-            // Nothing new starts; items never started end Aborted.
-            Some(reason) => (Vec::new(), run.unstarted(plan, reason)),
+            // Nothing new starts; items never started end Aborted. An attempt an earlier
+            // runner started is run, so that its abort deletes its Job and checkpoint.
+            Some(reason) => (
+                run.started_before(context, plan),
+                run.unstarted(context, plan, reason),
+            ),
             None => (decision.start.clone(), decision.skip.clone()),
         };
         for key in to_start {
@@ -852,6 +909,13 @@ async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, 
     })
 }
 
+/// Whether an earlier runner started the attempt and did not see it end.
+fn was_started(context: &RunContext, key: &str) -> bool {
+    let found = &context.found;
+    found.checkpoints.contains_key(key)
+        || found.progress.get(key).is_some_and(|p| !p.mark.is_final())
+}
+
 /// One attempt task's answer: its item key and how it ended (`None`: suspended).
 type AttemptTask = (String, Result<Option<AttemptEnd>, RunError>);
 
@@ -865,6 +929,24 @@ struct PlanRun {
 }
 
 impl PlanRun {
+    /// The attempts the recorded progress shows ended are not started again: their checkpoints
+    /// are gone, their marks say how they ended.
+    fn resumed(context: &RunContext, plan: &Plan) -> PlanRun {
+        let mut run = PlanRun::default();
+        let found = &context.found;
+        for item in &plan.items {
+            let Some(progress) = found.progress.get(&item.key) else {
+                continue;
+            };
+            if progress.mark.is_final() && !found.checkpoints.contains_key(&item.key) {
+                let verdict = found.verdicts.get(&item.experiment).map(String::as_str);
+                let end = AttemptEnd::recorded(*progress, &found.started_at, verdict);
+                run.ended(item.key.clone(), &end);
+            }
+        }
+        run
+    }
+
     fn ended(&mut self, key: String, end: &AttemptEnd) {
         self.outcomes.insert(key.clone(), end.summary());
         self.states.insert(key, end.item_state());
@@ -886,11 +968,25 @@ impl PlanRun {
         Ok(())
     }
 
-    /// The items never started, each with the abort as the reason.
-    fn unstarted(&self, plan: &Plan, reason: &str) -> Vec<(String, String)> {
+    /// Items not started here but by an earlier runner (a checkpoint, or progress that did not
+    /// end), not running yet.
+    fn started_before(&self, context: &RunContext, plan: &Plan) -> Vec<String> {
         plan.items
             .iter()
-            .filter(|item| matches!(self.states.get(&item.key), None | Some(ItemState::Waiting)))
+            .filter(|item| self.is_waiting(&item.key) && was_started(context, &item.key))
+            .map(|item| item.key.clone())
+            .collect()
+    }
+
+    fn is_waiting(&self, key: &str) -> bool {
+        matches!(self.states.get(key), None | Some(ItemState::Waiting))
+    }
+
+    /// The items never started, each with the abort as the reason.
+    fn unstarted(&self, context: &RunContext, plan: &Plan, reason: &str) -> Vec<(String, String)> {
+        plan.items
+            .iter()
+            .filter(|item| self.is_waiting(&item.key) && !was_started(context, &item.key))
             .map(|item| {
                 (
                     item.key.clone(),
@@ -901,11 +997,13 @@ impl PlanRun {
     }
 
     fn start(&mut self, context: &Arc<RunContext>, plan: &Plan, key: String) {
-        let Some(item) = plan.items.iter().find(|i| i.key == key) else {
+        let Some(position) = plan.items.iter().position(|i| i.key == key) else {
             return;
         };
+        let item = &plan.items[position];
         self.states.insert(key.clone(), ItemState::Running);
-        let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
+        let attempt = AttemptKey::of(position, item, context);
+        let runner = AttemptRunner::new(context.clone(), attempt);
         self.running.spawn(async move { (key, runner.run().await) });
     }
 
@@ -917,10 +1015,11 @@ impl PlanRun {
         reason: &str,
         aborted: bool,
     ) -> Result<(), RunError> {
-        let Some(item) = plan.items.iter().find(|i| i.key == key) else {
+        let Some(position) = plan.items.iter().position(|i| i.key == key) else {
             return Ok(());
         };
-        let runner = AttemptRunner::new(context.clone(), AttemptKey::of(item, context));
+        let attempt = AttemptKey::of(position, &plan.items[position], context);
+        let runner = AttemptRunner::new(context.clone(), attempt);
         let end = runner.skip_unstarted(reason, aborted).await?;
         self.ended(key, &end);
         Ok(())
@@ -956,32 +1055,37 @@ mod tests {
         RunnerConfig::from_env(&env).unwrap()
     }
 
+    fn ledger() -> Ledger {
+        Ledger::new(RunHeader {
+            run_id: "r1".into(),
+            started_at: now(),
+            plan: None,
+        })
+    }
+
     #[test]
-    fn a_recorded_plan_that_does_not_decode_is_refused_not_resolved_again() {
-        let mut record = RunRecord::new("r1".into(), now());
-        record.plan = Some(serde_json::json!({"items": "not a list"}));
-        let error = decided_plan(&record, &config(), &BTreeMap::new(), "uid").unwrap_err();
-        assert!(error.contains("status.chaosRunner.plan"), "{error}");
-        // Without a recorded plan it is resolved from the annotations, and a recorded one
-        // that decodes is the one used.
-        record.plan = None;
-        let plan = decided_plan(&record, &config(), &BTreeMap::new(), "uid").unwrap();
-        record.plan = serde_json::to_value(&plan).ok();
+    fn a_recorded_plan_is_followed_and_one_that_resolves_otherwise_is_refused() {
+        let mut ledger = ledger();
+        let plan = decided_plan(&mut ledger, &config(), &BTreeMap::new(), "uid").unwrap();
+        let recorded = ledger.header.plan.clone().unwrap();
+        assert_eq!(recorded.experiments, ["a", "b"]);
+        // Today's annotations no longer matter: the recorded inputs decide.
+        let changed: BTreeMap<String, String> =
+            [("chaos-runner.io/max-parallel".to_string(), "2".to_string())].into();
         assert_eq!(
-            decided_plan(&record, &config(), &BTreeMap::new(), "uid").unwrap(),
+            decided_plan(&mut ledger, &config(), &changed, "uid").unwrap(),
             plan
         );
+        // Inputs that resolve to another plan than the recorded one (another runner
+        // version, or a damaged record) are refused, not resolved again from the annotations.
+        ledger.header.plan.as_mut().unwrap().digest = "0000000000000000".into();
+        let error = decided_plan(&mut ledger, &config(), &changed, "uid").unwrap_err();
+        assert!(error.contains(RUN_ANNOTATION), "{error}");
     }
 
     #[test]
     fn every_experiment_of_the_plan_is_listed_waiting_unless_a_resumed_run_has_its_entry() {
-        let plan = decided_plan(
-            &RunRecord::new("r1".into(), now()),
-            &config(),
-            &BTreeMap::new(),
-            "uid",
-        )
-        .unwrap();
+        let plan = decided_plan(&mut ledger(), &config(), &BTreeMap::new(), "uid").unwrap();
         let found: BTreeMap<String, String> = [("a".to_string(), "Pass".to_string())].into();
         let names = |entries: Vec<ExperimentEntry>| -> Vec<String> {
             entries.into_iter().map(|e| e.name).collect()

@@ -137,8 +137,13 @@ step "cargo clippy" cargo clippy --workspace --all-targets --features e2e -- -D 
 # The output is kept so the run ends on one line with the counts of every test binary (cargo's
 # own last line is a doc-test binary's, often "0 passed").
 # shellcheck disable=SC2016 # $0 is expanded by the inner bash, on purpose
+# The simulation's schedules run in the release step below (1,000 take ~10 s there, ~6 min in
+# a debug build); here only its regression seeds.
 step "cargo test (unit, property, e2e)" \
-  bash -o pipefail -c 'cargo test --workspace --features e2e 2>&1 | tee "$0"' "$test_log"
+  bash -o pipefail -c 'SIM_SCHEDULES=0 cargo test --workspace --features e2e 2>&1 | tee "$0"' "$test_log"
+# The deterministic simulation of the driver (tests/simulation.rs): 1,000 seeded schedules of
+# faults, crashes and aborts. The soak: `SIM_SCHEDULES=100000 cargo test --release --test simulation`.
+step "simulation (1,000 schedules)" cargo test --release --test simulation
 # The short fuzz run (fuzz/stable.rs): the CRD, env, plan and record parsers, the merge, the Job
 # builder and the scheduler on mutated fixtures for 25 s; a panic fails the run and leaves the
 # input in target/fuzz-crashes/. The soak: the same with `-- --fuzz-execs 1000000`.

@@ -1,0 +1,585 @@
+//! A deterministic simulation of whole runs: the unchanged driver
+//! (`chaos_runner::run::driver::run`) against the in-memory API server (`api.rs`) and the
+//! cluster around it (`world.rs`), on tokio's paused clock. A seed decides the plan, the pods'
+//! durations, the API faults, where each runner incarnation is killed and when the run is
+//! aborted; `check` then asks what the e2e crash tests ask of a real run.
+
+pub mod api;
+pub mod world;
+
+pub mod rng {
+    pub use chaos_runner::contract::plan::SplitMix64 as SplitMix;
+}
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chaos_runner::contract::config::RunnerConfig;
+use chaos_runner::contract::hash::fnv1a64;
+use chaos_runner::contract::record::{Ledger, PLANNED, transition_event_key};
+use chaos_runner::run::context::{RunEnd, RunOptions};
+use serde_json::{Value, json};
+
+use api::{CrashPoint, FakeApi, FaultRates, NAMESPACE};
+use rng::SplitMix;
+use world::PodBehaviour;
+
+pub const ENGINE: &str = "sim-engine";
+
+/// Everything a seed decides.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub seed: u64,
+    /// Experiments in EXPERIMENT_LIST order, with their verdicts.
+    pub experiments: Vec<(String, &'static str)>,
+    /// Iterations per experiment (1 when the annotation is absent).
+    pub iterations: BTreeMap<String, u32>,
+    /// The `chaos-runner.io/iterations` annotation, if any.
+    pub iterations_annotation: Option<String>,
+    pub max_parallel: Option<u32>,
+    pub cleanup_delete: bool,
+    pub poll_mode: bool,
+    pub fault_per_mille: u64,
+    /// The crash point of each incarnation, in order (the ones after are not killed).
+    pub crashes: Vec<CrashPoint>,
+    /// Simulated time after which `spec.engineState` is set to `stop`.
+    pub abort_after: Option<Duration>,
+}
+
+impl Schedule {
+    pub fn from_seed(seed: u64) -> Schedule {
+        let mut rng = SplitMix::new(seed);
+        let count = 1 + rng.below(3) as usize;
+        let names = ["pod-delete", "container-kill", "pod-cpu-hog"];
+        let experiments: Vec<(String, &'static str)> = names[..count]
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    if rng.below(3) == 0 { "Fail" } else { "Pass" },
+                )
+            })
+            .collect();
+        let mut iterations: BTreeMap<String, u32> =
+            experiments.iter().map(|(n, _)| (n.clone(), 1)).collect();
+        let iterations_annotation = match rng.below(4) {
+            0 => {
+                let n = 2 + rng.below(2) as u32;
+                iterations.values_mut().for_each(|i| *i = n);
+                Some(n.to_string())
+            }
+            1 => {
+                let (name, _) = &experiments[rng.below(count as u64) as usize];
+                let n = 2 + rng.below(2) as u32;
+                iterations.insert(name.clone(), n);
+                Some(format!("{name}: {n}"))
+            }
+            _ => None,
+        };
+        let max_parallel = match rng.below(3) {
+            0 => Some(2 + rng.below(3) as u32),
+            _ => None,
+        };
+        let cleanup_delete = rng.below(4) != 0;
+        let poll_mode = rng.below(4) == 0;
+        let fault_per_mille = match rng.below(4) {
+            0 => 0,
+            1 => 20,
+            2 => 60,
+            _ => 120,
+        };
+        let crash_count = match rng.below(8) {
+            0 | 1 => 0,
+            2..=4 => 1,
+            5 | 6 => 2,
+            _ => 3 + rng.below(3) as usize,
+        };
+        let crashes = (0..crash_count)
+            .map(|_| CrashPoint {
+                request: 1 + rng.below(60) as u32,
+                after_apply: rng.below(2) == 0,
+            })
+            .collect();
+        let abort_after = match rng.below(5) {
+            0 => Some(Duration::from_millis(rng.below(240_000))),
+            _ => None,
+        };
+        Schedule {
+            seed,
+            experiments,
+            iterations,
+            iterations_annotation,
+            max_parallel,
+            cleanup_delete,
+            poll_mode,
+            fault_per_mille,
+            crashes,
+            abort_after,
+        }
+    }
+
+    fn attempts(&self) -> u32 {
+        self.iterations.values().sum()
+    }
+
+    /// How long the run may take in simulated time: every pod one after the other at its
+    /// longest, plus restarts (kubelet back-off up to 5 min each) and slack.
+    pub fn bound(&self) -> Duration {
+        world::LONGEST_POD * self.attempts()
+            + Duration::from_secs(330) * (self.crashes.len() as u32 + 4)
+            + Duration::from_secs(600)
+    }
+
+    fn engine(&self) -> Value {
+        let mut annotations = serde_json::Map::new();
+        if let Some(iterations) = &self.iterations_annotation {
+            annotations.insert("chaos-runner.io/iterations".into(), json!(iterations));
+        }
+        if let Some(parallel) = self.max_parallel {
+            annotations.insert(
+                "chaos-runner.io/max-parallel".into(),
+                json!(parallel.to_string()),
+            );
+        }
+        let experiments: Vec<Value> = self
+            .experiments
+            .iter()
+            .map(|(name, _)| {
+                json!({"name": name, "spec": {"components": {"env": [
+                {"name": "TOTAL_CHAOS_DURATION", "value": "30"}]}}})
+            })
+            .collect();
+        json!({
+            "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+            "metadata": {"name": ENGINE, "annotations": annotations, "labels": {"app": "sim"},
+                         "finalizers": ["chaosengine.litmuschaos.io/finalizer"]},
+            "spec": {"engineState": "active", "chaosServiceAccount": "chaos-runner",
+                     "jobCleanUpPolicy": if self.cleanup_delete { "delete" } else { "retain" },
+                     "appinfo": {"appns": "default", "applabel": "app=nginx", "appkind": "deployment"},
+                     "experiments": experiments},
+            "status": {"engineStatus": "initialized"},
+        })
+    }
+
+    fn config(&self) -> RunnerConfig {
+        let list: Vec<&str> = self.experiments.iter().map(|(n, _)| n.as_str()).collect();
+        let env: BTreeMap<String, String> = [
+            ("CHAOSENGINE", ENGINE.to_string()),
+            ("CHAOS_NAMESPACE", NAMESPACE.to_string()),
+            ("EXPERIMENT_LIST", list.join(",")),
+            ("CHAOS_SVC_ACC", "chaos-runner".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        RunnerConfig::from_env(&env).expect("the simulated env is valid")
+    }
+
+    /// One line for logs and replays.
+    pub fn describe(&self) -> String {
+        format!(
+            "experiments {:?} iterations {:?} max-parallel {:?} policy {} mode {} faults {}‰ crashes {:?} abort {:?}",
+            self.experiments,
+            self.iterations_annotation,
+            self.max_parallel,
+            if self.cleanup_delete {
+                "delete"
+            } else {
+                "retain"
+            },
+            if self.poll_mode { "poll" } else { "watch" },
+            self.fault_per_mille,
+            self.crashes
+                .iter()
+                .map(|c| format!("{}{}", c.request, if c.after_apply { "a" } else { "b" }))
+                .collect::<Vec<_>>(),
+            self.abort_after,
+        )
+    }
+}
+
+fn experiment_object(name: &str) -> Value {
+    json!({
+        "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosExperiment",
+        "metadata": {"name": name, "labels": {"name": name, "app.kubernetes.io/part-of": "litmus"}},
+        "spec": {"definition": {
+            "scope": "Namespaced",
+            "image": "litmuschaos/go-runner:3.18.0",
+            "imagePullPolicy": "Always",
+            "command": ["/bin/bash"],
+            "args": ["-c", format!("./experiments -name {name}")],
+            "labels": {"name": name, "app.kubernetes.io/component": "experiment-job"},
+            "env": [{"name": "TOTAL_CHAOS_DURATION", "value": "30"}],
+        }}
+    })
+}
+
+/// What one schedule did, for the report.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    pub problems: Vec<String>,
+    /// Crash points reached: `(incarnation, request index, the request)`.
+    pub crash_points: Vec<(u32, u32, String)>,
+    pub incarnations: u32,
+    pub simulated: Duration,
+    pub requests: usize,
+    pub aborted: bool,
+    pub faults: BTreeMap<String, u64>,
+    /// Requests refused with 422.
+    pub invalid: u64,
+}
+
+/// Runs one schedule to its end on a fresh paused runtime; `verbose` prints the request log.
+pub fn run_schedule(seed: u64, verbose: bool) -> Outcome {
+    // backon's retry jitter draws from fastrand's thread-local generator (forked per call):
+    // seeded, it replays the same waits.
+    fastrand::seed(seed);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(simulate(Schedule::from_seed(seed), verbose))
+}
+
+async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
+    let started = tokio::time::Instant::now();
+    let api = FakeApi::new(
+        schedule.seed,
+        FaultRates {
+            per_mille: schedule.fault_per_mille,
+        },
+        schedule.poll_mode,
+    );
+    {
+        let mut state = api.lock();
+        state
+            .create("chaosengines", NAMESPACE, schedule.engine())
+            .expect("the engine");
+        for (name, _) in &schedule.experiments {
+            state
+                .create("chaosexperiments", NAMESPACE, experiment_object(name))
+                .expect("an experiment");
+        }
+        for (incarnation, crash) in schedule.crashes.iter().enumerate() {
+            state.crashes.insert(incarnation as u32, *crash);
+        }
+    }
+    let behaviours: BTreeMap<String, PodBehaviour> = schedule
+        .experiments
+        .iter()
+        .map(|(n, v)| (n.clone(), PodBehaviour { verdict: v }))
+        .collect();
+    let world = tokio::spawn(world::run(
+        api.clone(),
+        schedule.seed,
+        ENGINE.to_string(),
+        behaviours,
+    ));
+    let aborter = schedule.abort_after.map(|after| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut state = api.lock();
+            state.aborted = true;
+            if let Some(mut engine) = state.get("chaosengines", NAMESPACE, ENGINE).cloned() {
+                engine["spec"]["engineState"] = json!("stop");
+                state.update("chaosengines", NAMESPACE, ENGINE, engine);
+            }
+        })
+    });
+
+    let mut outcome = Outcome {
+        seed: schedule.seed,
+        ..Default::default()
+    };
+    let deadline = started + schedule.bound();
+    let mut restarts_after_error = 0u32;
+    let mut finished = None;
+    let mut incarnation = 0u32;
+    loop {
+        if incarnation >= 40 {
+            outcome
+                .problems
+                .push(format!("no convergence after {incarnation} incarnations"));
+            break;
+        }
+        let client = api.client(incarnation);
+        let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let mut run = tokio::spawn(chaos_runner::run::driver::run(
+            client,
+            schedule.config(),
+            RunOptions::default(),
+            shutdown,
+        ));
+        let crash = api.crash.notified();
+        tokio::select! {
+            ended = &mut run => {
+                api.lock().kill(incarnation);
+                match ended {
+                    Ok(Ok(end @ RunEnd::Finished { .. })) => { finished = Some(end); break; }
+                    Ok(Ok(other)) => {
+                        outcome.problems.push(format!("incarnation {incarnation} ended with {other:?}"));
+                        break;
+                    }
+                    Ok(Err(error)) => {
+                        if verbose { eprintln!("incarnation {incarnation} exited 1: {error}"); }
+                        if api.lock().aborted {
+                            // Exit 1 during an abort: the operator deletes the runner pod; no
+                            // restart would follow.
+                            outcome.problems.push(format!("incarnation {incarnation} failed during the abort: {error}"));
+                            break;
+                        }
+                        // The kubelet restarts the container with its back-off (10 s doubling,
+                        // at most 5 min).
+                        let wait = Duration::from_secs(10 << restarts_after_error.min(5)).min(Duration::from_secs(300));
+                        restarts_after_error += 1;
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(join) => {
+                        outcome.problems.push(format!("incarnation {incarnation} panicked: {join}"));
+                        break;
+                    }
+                }
+            }
+            () = crash => {
+                run.abort();
+                let _ = run.await;
+                let (inc, what) = api.lock().crashed.last().cloned().unwrap_or_default();
+                let nth = schedule.crashes.get(inc as usize).map_or(0, |c| c.request);
+                if verbose { eprintln!("incarnation {inc} killed at its request {nth}: {what}"); }
+                outcome.crash_points.push((inc, nth, what));
+                // A new container in the same pod, after the kubelet notices.
+                let mut rng = SplitMix::new(schedule.seed ^ u64::from(incarnation));
+                tokio::time::sleep(Duration::from_millis(200 + rng.below(5000))).await;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                run.abort();
+                outcome.problems.push(format!(
+                    "the run did not end within {:?} of simulated time",
+                    schedule.bound()
+                ));
+                break;
+            }
+        }
+        incarnation += 1;
+    }
+    outcome.incarnations = incarnation + 1;
+    outcome.simulated = started.elapsed();
+    world.abort();
+    if let Some(aborter) = aborter {
+        aborter.abort();
+    }
+    let state = api.lock();
+    outcome.aborted = state.aborted;
+    outcome.requests = state.log.len();
+    outcome.faults = state.faults.clone();
+    if verbose {
+        for entry in &state.log {
+            eprintln!(
+                "{:>9} ms  inc {:>2} #{:<3} {:>6} {:<24} {:<40} {}{}",
+                entry.at_ms,
+                entry.incarnation,
+                entry.nth,
+                entry.method,
+                entry.resource,
+                entry.name,
+                entry.code,
+                if entry.wrote { " wrote" } else { "" }
+            );
+        }
+    }
+    // A re-sent JSON patch whose lost answer had been applied is refused as invalid (422): the
+    // writer computes it again from a fresh copy, so it is counted, not a problem.
+    outcome.invalid = state.invalid.len() as u64;
+    if verbose {
+        for invalid in &state.invalid {
+            eprintln!("refused as invalid: {invalid}");
+        }
+    }
+    if verbose && let Some(engine) = state.get("chaosengines", NAMESPACE, ENGINE) {
+        eprintln!(
+            "final status: {}",
+            engine.get("status").cloned().unwrap_or_default()
+        );
+        let trail: Vec<String> = engine
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| {
+                k.starts_with("chaos-runner.io/trail") || k.starts_with("chaos-runner.io/progress")
+            })
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        eprintln!("final annotations:\n  {}", trail.join("\n  "));
+    }
+    if finished.is_some() {
+        check(&schedule, &state, &mut outcome.problems);
+    }
+    outcome
+}
+
+fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
+    let aborted = state.aborted;
+    let Some(engine) = state.get("chaosengines", NAMESPACE, ENGINE) else {
+        problems.push("the engine is gone".into());
+        return;
+    };
+    // One entry per experiment, with its verdict.
+    let entries: Vec<&Value> = engine
+        .pointer("/status/experiments")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    for (name, verdict) in &schedule.experiments {
+        let found: Vec<&&Value> = entries
+            .iter()
+            .filter(|e| e.get("name").and_then(Value::as_str) == Some(name))
+            .collect();
+        if found.len() != 1 {
+            problems.push(format!("{} entries for {name}", found.len()));
+            continue;
+        }
+        let got = found[0]
+            .get("verdict")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let status = found[0].get("status").and_then(Value::as_str).unwrap_or("");
+        let ok = if aborted {
+            (got == *verdict && status == "Completed")
+                || (got == "Stopped" && status == "Forcefully Aborted")
+        } else {
+            got == *verdict && status == "Completed"
+        };
+        if !ok {
+            problems.push(format!(
+                "entry of {name}: status {status:?} verdict {got:?}, expected {verdict:?}{}",
+                if aborted {
+                    " (or Stopped, aborted)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if entries.len() != schedule.experiments.len() {
+        problems.push(format!(
+            "{} entries for {} experiments",
+            entries.len(),
+            schedule.experiments.len()
+        ));
+    }
+    // Exactly one Job per attempt: each name created once, one name per iteration.
+    for (job, creates) in &state.job_creates {
+        if *creates != 1 {
+            problems.push(format!("Job {job} created {creates} times"));
+        }
+    }
+    for (name, _) in &schedule.experiments {
+        let iterations = schedule.iterations.get(name).copied().unwrap_or(1) as usize;
+        let jobs = state
+            .job_creates
+            .keys()
+            .filter(|job| job.len() == name.len() + 7 && job.starts_with(&format!("{name}-")))
+            .count();
+        if jobs > iterations || (!aborted && jobs != iterations) {
+            problems.push(format!(
+                "{jobs} Jobs created for {name}, {iterations} attempts"
+            ));
+        }
+    }
+    // No Job left when they are deleted; after an abort none whose pod has not ended (the
+    // attempt in flight is always cleaned up, finished ones follow the policy).
+    let pod_ended = |job: &Value| {
+        let name = job
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        state.list("pods", NAMESPACE).into_iter().any(|pod| {
+            pod.pointer("/metadata/labels/job-name")
+                .and_then(Value::as_str)
+                == Some(name)
+                && pod.pointer("/status/phase").and_then(Value::as_str) == Some("Succeeded")
+        })
+    };
+    if schedule.cleanup_delete || aborted {
+        let left: Vec<&Value> = state
+            .list("jobs", NAMESPACE)
+            .into_iter()
+            .filter(|job| schedule.cleanup_delete || !pod_ended(job))
+            .collect();
+        if !left.is_empty() {
+            let names: Vec<&str> = left
+                .iter()
+                .filter_map(|j| j.pointer("/metadata/name")?.as_str())
+                .collect();
+            problems.push(format!("Jobs left: {names:?}"));
+        }
+    }
+    // Every transition of the kept trail has its Event, exactly once.
+    let uid = engine
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let annotations: Option<BTreeMap<String, String>> = engine
+        .pointer("/metadata/annotations")
+        .and_then(|a| serde_json::from_value(a.clone()).ok());
+    match Ledger::from_annotations(annotations.as_ref()) {
+        None => problems.push("no run record in the annotations".into()),
+        Some(ledger) => {
+            if ledger.trail.is_empty() {
+                problems.push("the trail is empty".into());
+            }
+            for entry in &ledger.trail {
+                let key = transition_event_key(&ledger.header.run_id, entry);
+                let name = format!("{ENGINE}.{:016x}", fnv1a64(&[uid, &key]));
+                match state.get("events", NAMESPACE, &name) {
+                    None => problems.push(format!(
+                        "no Event for {} {} -> {} ({})",
+                        entry.attempt, entry.from, entry.to, entry.reason
+                    )),
+                    Some(event)
+                        if entry.from != PLANNED
+                            && event.get("reason").and_then(Value::as_str)
+                                != Some(entry.reason.as_str()) =>
+                    {
+                        problems.push(format!(
+                            "Event {name} has another reason than {}",
+                            entry.reason
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    for event in state.list("events", NAMESPACE) {
+        let count = event.get("count").and_then(Value::as_i64).unwrap_or(1);
+        if count > 1 {
+            let reason = event.get("reason").and_then(Value::as_str).unwrap_or("");
+            problems.push(format!("Event {reason} counted {count} times"));
+        }
+    }
+    // No write by an older incarnation once a newer one wrote.
+    let mut newest_writer: Option<u32> = None;
+    let mut stale = BTreeSet::new();
+    for entry in state.log.iter().filter(|e| e.wrote) {
+        match newest_writer {
+            Some(newest) if entry.incarnation < newest => {
+                stale.insert(format!(
+                    "incarnation {} {} {} {}",
+                    entry.incarnation, entry.method, entry.resource, entry.name
+                ));
+            }
+            _ => {
+                newest_writer =
+                    Some(newest_writer.map_or(entry.incarnation, |n| n.max(entry.incarnation)))
+            }
+        }
+    }
+    for write in stale {
+        problems.push(format!("write after a newer incarnation wrote: {write}"));
+    }
+}

@@ -65,6 +65,9 @@ pub struct EventSink {
     may_patch: bool,
 }
 
+/// Events sent at once by an [`EventQueue`].
+pub const EVENTS_IN_FLIGHT: usize = 16;
+
 /// How many Event names an [`EventSink`] remembers: bounded memory however long the run.
 pub const WRITTEN_KEPT: usize = 4096;
 
@@ -88,8 +91,9 @@ impl Written {
     }
 }
 
-/// Sends events in the background, in order, so that no experiment waits for its events
-/// between two steps (a verdict is not delayed by the events before it). [`EventQueue::drain`]
+/// Sends events in the background, in batches of up to [`EVENTS_IN_FLIGHT`] at once (repeats of
+/// one Event in order), so that no experiment waits for its events between two steps (a verdict
+/// is not delayed by the events before it). [`EventQueue::drain`]
 /// waits until everything queued has been sent: the runner calls it before it exits.
 #[derive(Clone)]
 pub struct EventQueue {
@@ -131,18 +135,48 @@ impl EventQueue {
         let (queue, mut inbox) = tokio::sync::mpsc::unbounded_channel();
         let sent = pending.clone();
         tokio::spawn(async move {
-            while let Some(item) = inbox.recv().await {
-                match item {
-                    Queued::Report(report) => match sink.emit(&report).await {
-                        // A failed one stays pending: its transition stays in the trail.
-                        Err(error) => {
-                            tracing::warn!(%error, reason = %report.reason, "could not emit an event");
-                        }
-                        Ok(()) => sent.sent(&report.key),
-                    },
-                    Queued::Drained(done) => {
-                        let _ = done.send(());
+            while let Some(first) = inbox.recv().await {
+                // Up to EVENTS_IN_FLIGHT at once: one at a time falls behind a large plan's
+                // transitions (and the queue, in memory, grows with the run).
+                let mut batch = vec![first];
+                while batch.len() < EVENTS_IN_FLIGHT {
+                    match inbox.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
                     }
+                }
+                // Repeats of one Event go in order (a count follows its create).
+                let mut groups: Vec<Vec<EventReport>> = Vec::new();
+                let mut drained = Vec::new();
+                for item in batch {
+                    match item {
+                        Queued::Report(report) => {
+                            match groups.iter_mut().find(|g| g[0].key == report.key) {
+                                Some(group) => group.push(report),
+                                None => groups.push(vec![report]),
+                            }
+                        }
+                        Queued::Drained(done) => drained.push(done),
+                    }
+                }
+                futures::future::join_all(groups.into_iter().map(|group| {
+                    let (sink, sent) = (sink.clone(), sent.clone());
+                    async move {
+                        for report in group {
+                            match sink.emit(&report).await {
+                                // A failed one stays pending: its transition stays in the trail.
+                                Err(error) => {
+                                    tracing::warn!(%error, reason = %report.reason, "could not emit an event");
+                                }
+                                Ok(()) => sent.sent(&report.key),
+                            }
+                        }
+                    }
+                }))
+                .await;
+                // Everything queued before a drain request was in this batch or an earlier one.
+                for done in drained {
+                    let _ = done.send(());
                 }
             }
         });
@@ -154,7 +188,7 @@ impl EventQueue {
         &self.pending
     }
 
-    /// Queues one event (sent after everything queued before it).
+    /// Queues one event (sent with or after everything queued before it).
     pub fn emit(&self, report: EventReport) {
         self.pending.expect([report.key.as_str()]);
         if self.queue.send(Queued::Report(report)).is_err() {

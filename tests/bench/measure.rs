@@ -78,8 +78,8 @@ pub struct RunMeasurement {
     pub pods_completed_ms: Option<(f64, f64)>,
     /// Spawn → the first engine copy with every entry final (ms).
     pub all_final_ms: Option<f64>,
-    /// Sizes in the engine's last copy the admin watch saw: `status.chaosRunner` and the
-    /// `chaos-runner.io/audit` annotation (bytes, JSON).
+    /// Sizes in the engine's last copy the admin watch saw: `status.chaosRunner` (JSON) and
+    /// the runner's annotations (`run`, `progress-<n>`, `trail-<n>`: keys and values, bytes).
     /// The largest copy of the engine the admin watch delivered during the run (it delivers
     /// every version written, unless it falls behind), as compact JSON (bytes).
     pub engine_peak_bytes: usize,
@@ -626,12 +626,19 @@ async fn follow_engine(
             .and_then(|s| s.get("chaosRunner"))
             .and_then(|r| serde_json::to_string(r).ok())
             .map_or(0, |t| t.len());
+        // The runner's annotations: run header, progress tokens, trail segments.
         log.trail_bytes = engine
             .metadata
             .annotations
-            .as_ref()
-            .and_then(|a| a.get("chaos-runner.io/audit"))
-            .map_or(0, String::len);
+            .iter()
+            .flatten()
+            .filter(|(key, _)| {
+                key.as_str() == "chaos-runner.io/run"
+                    || key.starts_with("chaos-runner.io/progress-")
+                    || key.starts_with("chaos-runner.io/trail-")
+            })
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
         drop(log);
         copies.send_modify(|n| *n += 1);
     }

@@ -583,8 +583,8 @@ impl Report {
         )?;
         row(
             out,
-            "of the final object: `status.chaosRunner` / audit annotation",
-            "JSON length of `status.chaosRunner` and of the `chaos-runner.io/audit` annotation's value in the last copy the admin watch saw",
+            "of the final object: `status.chaosRunner` / the runner's annotations",
+            "JSON length of `status.chaosRunner`; keys and values of the annotations `chaos-runner.io/run`, `progress-<n>` and `trail-<n>`; in the last copy the admin watch saw",
             &|run, _| {
                 format!(
                     "{} / {}",

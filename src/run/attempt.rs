@@ -904,8 +904,13 @@ impl AttemptRunner {
             if let Some(reason) = self.take_abort() {
                 return Ok(Input::AbortRequested { reason });
             }
-            let snapshot = pods.borrow_and_update().clone();
-            let view = snapshot.get(job);
+            // Only this Job's pod is kept across the wait below, not a version of the whole
+            // map per waiting attempt.
+            let (view, synced) = {
+                let snapshot = pods.borrow_and_update();
+                (snapshot.get(job).cloned(), snapshot.synced)
+            };
+            let view = view.as_ref();
             let now_ms = crate::cluster::clock::now_ms();
             if let Some(news) = pod_news(view, known_pod.as_deref()) {
                 return Ok(news);
@@ -921,7 +926,7 @@ impl AttemptRunner {
                     changed
                 });
             }
-            let until_ms = match clock.judge(snapshot.synced, view, now_ms) {
+            let until_ms = match clock.judge(synced, view, now_ms) {
                 Judgement::DeadlinePassed => {
                     let seconds = self.context.monitor_timeout.unwrap_or_default().as_secs();
                     return Ok(Input::DeadlinePassed {

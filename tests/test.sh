@@ -134,6 +134,7 @@ export CHAOS_PLANE_REPO="$REPO_ROOT"
 echo "export CHAOS_PLANE_REPO=$REPO_ROOT" >&2
 
 step "cargo clippy" cargo clippy --workspace --all-targets --features e2e -- -D warnings
+step "cargo deny (bans, licenses, sources)" bash tests/deny.sh
 # The output is kept so the run ends on one line with the counts of every test binary (cargo's
 # own last line is a doc-test binary's, often "0 passed").
 # shellcheck disable=SC2016 # $0 is expanded by the inner bash, on purpose

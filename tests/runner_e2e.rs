@@ -19,11 +19,9 @@ use common::run::{
     find_events, message,
 };
 use common::{LitmusKind, RunnerProcess, Signal, jobs_by_chaos_uid, wait_until};
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
-use kube::api::{DeleteParams, DynamicObject, PostParams};
-use kube::runtime::watcher;
+use kube::api::{DeleteParams, PostParams};
 use podsim::SimEventKind;
 use serde_json::{Value, json};
 
@@ -93,17 +91,6 @@ const FIRST_PHASES: &[&str] = &["Init"];
 /// One test's world, the runner authenticated as `service_account`.
 async fn new_world(prefix: &str, service_account: &str, engine: Value) -> anyhow::Result<World> {
     World::new(&SUITE, prefix, service_account, engine).await
-}
-
-/// Waits until `attempt`'s stored checkpoint is Monitor with its pod recorded (running).
-async fn monitoring_its_pod(world: &World, attempt: &str) -> anyhow::Result<()> {
-    let what = format!("{attempt} in Monitor with its pod running");
-    wait_until(RUN_TIMEOUT, &what, async || {
-        let status = world.status().await?;
-        let cp = &status["chaosRunner"]["attempts"][attempt];
-        Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
-    })
-    .await
 }
 
 /// Names of the pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`).
@@ -295,70 +282,6 @@ async fn two_experiments_with_policy_retain_keep_their_jobs() -> anyhow::Result<
 // ---------------------------------------------------------------------------------------------
 
 /// Phase of each attempt in `status.chaosRunner.attempts`.
-fn stored_phases(engine: &DynamicObject) -> BTreeMap<String, String> {
-    engine.data["status"]["chaosRunner"]["attempts"]
-        .as_object()
-        .map(|attempts| {
-            attempts
-                .iter()
-                .map(|(k, v)| (k.clone(), v["phase"].as_str().unwrap_or("").to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Watches the engine until some attempt's stored phase is `phase`, then freezes the runner
-/// (SIGSTOP, so it cannot move on while we look) and returns the attempt, with the runner
-/// frozen and `phase` still stored for it: what a crash at that instant leaves behind.
-///
-/// The LaunchJob and Cleanup windows are a few tens of milliseconds; when the runner moved on
-/// before it froze, it is let go (SIGCONT) and the next attempt gets its chance.
-async fn freeze_in_phase(
-    world: &World,
-    runner: &mut RunnerProcess,
-    phase: &str,
-) -> anyhow::Result<(String, BTreeMap<String, String>)> {
-    let api = world.ns.litmus_api(LitmusKind::ChaosEngine);
-    let mut stream = std::pin::pin!(watcher::watch_object(api, ENGINE));
-    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
-    let mut missed: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let next = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .map_err(|_| anyhow!("the stored phase never was {phase}"))?;
-        let Some(event) = next else {
-            bail!("the engine watch ended")
-        };
-        let Some(engine) = event? else { continue };
-        let phases = stored_phases(&engine);
-        let candidate = phases
-            .iter()
-            .find(|(attempt, p)| p.as_str() == phase && !missed.contains_key(*attempt));
-        if let Some((attempt, _)) = candidate {
-            let attempt = attempt.clone();
-            runner.kill(Signal::Stop)?;
-            let engine = world
-                .engine()
-                .await?
-                .ok_or_else(|| anyhow!("engine gone"))?;
-            let at_stop = stored_phases(&engine);
-            if at_stop.get(&attempt).map(String::as_str) == Some(phase) {
-                return Ok((attempt, at_stop));
-            }
-            runner.kill(Signal::Cont)?;
-            let moved_on = at_stop.get(&attempt).cloned().unwrap_or_default();
-            eprintln!("missed {phase} of {attempt} (already {moved_on}); trying the next attempt");
-            missed.insert(attempt, moved_on);
-        }
-        if let Some(status) = runner.wait_timeout(Duration::ZERO).await? {
-            bail!(
-                "the runner exited ({status}) before it could be frozen in {phase}; \
-                 windows missed (attempt → phase already stored): {missed:?}"
-            );
-        }
-    }
-}
-
 /// The pass-and-fail run converged: one Job per attempt, the two verdicts, each experiment's
 /// pod played exactly once (its chaos ran once), a well-formed trail, which is returned.
 async fn expect_pass_and_fail_converged(
@@ -404,7 +327,7 @@ async fn sigkill_in_then(
     let world = new_world(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
     let experiments = ["e2e-pass", "e2e-fail"];
     let mut first = world.spawn(&experiments, &[])?;
-    let (_, at_kill) = freeze_in_phase(&world, &mut first, phase).await?;
+    let (_, at_kill) = world.freeze_in_phase(&mut first, phase).await?;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
     eprintln!("{prefix}: killed with {at_kill:?} stored");
@@ -489,7 +412,7 @@ async fn events_lost_in_a_crash_are_sent_by_the_next_runner() -> anyhow::Result<
     let world = new_world("lost-events", SA_DEPLOY, pass_and_fail("delete", "3")).await?;
     let experiments = ["e2e-pass", "e2e-fail"];
     let mut first = world.spawn(&experiments, &[])?;
-    freeze_in_phase(&world, &mut first, "Monitor").await?;
+    world.freeze_in_phase(&mut first, "Monitor").await?;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
     let api = world.ns.api::<Event>();
@@ -523,7 +446,7 @@ async fn an_overlapping_older_runner_is_fenced() -> anyhow::Result<()> {
     let world = new_world("fenced", SA_DEPLOY, pass_and_fail("delete", "4")).await?;
     let experiments = ["e2e-pass", "e2e-fail"];
     let mut old = world.spawn(&experiments, &[])?;
-    let (_, _) = freeze_in_phase(&world, &mut old, "Monitor").await?;
+    let (_, _) = world.freeze_in_phase(&mut old, "Monitor").await?;
     let before = world.status().await?["chaosRunner"]["incarnation"].clone();
     let mut new = world.spawn(&experiments, &[])?;
     wait_until(RUN_TIMEOUT, "the new runner's first write", async || {
@@ -560,6 +483,7 @@ async fn the_run_converges_through_a_faulty_connection_to_the_api_server() -> an
         refuse_one_in: 3,
         stall_one_in: 3,
         cut_one_in: 2,
+        lifetime_kib: 128,
     };
     let proxy = FaultProxy::start(upstream, seed, faults).await?;
     let mut spec = world.spec(&["e2e-pass", "e2e-fail"], &[]);
@@ -685,7 +609,7 @@ async fn abort_in_monitor_as(how: Abort, service_account: &str) -> anyhow::Resul
     .await?;
     let mut runner = world.spawn(&["e2e-pass"], &[])?;
     // In Monitor with the pod running and recorded.
-    monitoring_its_pod(&world, "e2e-pass#1").await?;
+    world.monitoring_its_pod("e2e-pass#1").await?;
 
     let started = Instant::now();
     match how {
@@ -793,7 +717,7 @@ async fn drain_in(phase: &str) -> anyhow::Result<()> {
     let world = new_world(&prefix, SA_DEPLOY, pass_and_fail("delete", "3")).await?;
     let experiments = ["e2e-pass", "e2e-fail"];
     let mut first = world.spawn(&experiments, &[])?;
-    let (attempt, at_term) = freeze_in_phase(&world, &mut first, phase).await?;
+    let (attempt, at_term) = world.freeze_in_phase(&mut first, phase).await?;
     // The kubelet's SIGTERM; the process sees it as soon as it runs again.
     first.kill(Signal::Term)?;
     first.kill(Signal::Cont)?;
@@ -863,7 +787,7 @@ async fn late_restart(service_account: &str) -> anyhow::Result<()> {
     )
     .await?;
     let mut first = world.spawn(&["e2e-pass"], &[])?;
-    monitoring_its_pod(&world, "e2e-pass#1").await?;
+    world.monitoring_its_pod("e2e-pass#1").await?;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
     // Down for three and a half status-check timeouts.
@@ -938,7 +862,7 @@ async fn a_user_deadline_counts_from_the_monitor_entry_across_a_restart() -> any
         json!({"chaos-runner.io/monitor-timeout": deadline_s.to_string()});
     let world = new_world("user-deadline", SA_DEPLOY, spec).await?;
     let mut first = world.spawn(&["e2e-pass"], &[])?;
-    monitoring_its_pod(&world, "e2e-pass#1").await?;
+    world.monitoring_its_pod("e2e-pass#1").await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     first.kill(Signal::Kill)?;
     first.wait(Duration::from_secs(10)).await?;
@@ -989,7 +913,7 @@ async fn an_operator_abort_lists_every_experiment_forcefully_aborted() -> anyhow
     )
     .await?;
     let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
-    monitoring_its_pod(&world, "e2e-pass#1").await?;
+    world.monitoring_its_pod("e2e-pass#1").await?;
     // The operator's copy, read as it reconciles the stop.
     let copy = world.status().await?["experiments"].clone();
     let waiting = entry(&json!({"experiments": copy.clone()}), "e2e-fail")?.clone();

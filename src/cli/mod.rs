@@ -395,9 +395,8 @@ async fn report(args: &ReportArgs, kubeconfig: Option<&Path>) -> ExitCode {
 }
 
 /// A client for `kubeconfig`, or the usual inference (KUBECONFIG, ~/.kube/config, in-cluster).
-/// kube's own retry layer is off: every call has its own deadline and retries (`api::call`).
 async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, String> {
-    let mut config = match kubeconfig {
+    let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -407,8 +406,7 @@ async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, String> {
         }
         None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
-    config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    crate::cluster::connect::client(config).map_err(|e| e.to_string())
 }
 
 /// The transition table in the requested format, from the same data the engine runs on.

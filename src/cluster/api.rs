@@ -140,11 +140,16 @@ where
             }
         }
     };
-    attempt
-        .retry(schedule())
-        .when(|error| error.is_transient() && left().is_none_or(|left| !left.is_zero()))
-        .notify(|error, wait| tracing::warn!(%error, ?wait, "API call failed; retrying"))
-        .await
+    // Boxed: on the heap only while the call runs. Inline, the largest request future of each
+    // call site (kube's request building, the retry and timeout state) is part of the size of
+    // every task that makes the call, for as long as the task lives.
+    Box::pin(
+        attempt
+            .retry(schedule())
+            .when(|error| error.is_transient() && left().is_none_or(|left| !left.is_zero()))
+            .notify(|error, wait| tracing::warn!(%error, ?wait, "API call failed; retrying")),
+    )
+    .await
 }
 
 /// Like [`call`], but a 404 is an answer (`None`), not an error.

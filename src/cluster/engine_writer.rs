@@ -154,7 +154,13 @@ impl EngineWriter {
         let task = WriterTask {
             api,
             name: seed.engine.metadata.name.clone().unwrap_or_default(),
-            engine: seed.engine,
+            engine: DynamicObject {
+                metadata: kube::api::ObjectMeta {
+                    managed_fields: None,
+                    ..seed.engine.metadata
+                },
+                ..seed.engine
+            },
             record: seed.record,
             ledger: seed.ledger,
             entries: seed
@@ -342,8 +348,7 @@ impl WriterTask {
             self.stats.largest_patch = self.stats.largest_patch.max(body.len() as u64);
             match answer {
                 Ok(engine) => {
-                    self.engine = engine.clone();
-                    let _ = self.engine_tx.send(EngineSignal::of(Some(&engine)));
+                    self.keep(engine);
                     return Ok(());
                 }
                 // 409: the engine changed since the copy the patch was computed from. 422: the
@@ -365,12 +370,20 @@ impl WriterTask {
         Err(WriteError::Conflicts(self.name.clone()))
     }
 
+    /// The engine as the apiserver answered: what the next patch is computed against. Its
+    /// managed fields are dropped: the runner never patches them, and they are a large part of
+    /// the copy (one field path per annotation and status entry).
+    fn keep(&mut self, mut engine: DynamicObject) {
+        engine.metadata.managed_fields = None;
+        let _ = self.engine_tx.send(EngineSignal::of(Some(&engine)));
+        self.engine = engine;
+    }
+
     async fn reread(&mut self) -> Result<(), WriteError> {
         let what = format!("get ChaosEngine {}", self.name);
         match call_opt(&what, || self.api.get(&self.name)).await {
             Ok(Some(engine)) => {
-                self.engine = engine.clone();
-                let _ = self.engine_tx.send(EngineSignal::of(Some(&engine)));
+                self.keep(engine);
                 Ok(())
             }
             Ok(None) => Err(self.gone()),

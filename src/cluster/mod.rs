@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod clock;
+pub mod connect;
 pub mod engine_writer;
 pub mod events;
 pub mod exporter;

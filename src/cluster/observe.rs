@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
+use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, WatchEvent, WatchParams};
 use tokio::sync::watch;
 
 use crate::cluster::api::call;
@@ -386,22 +386,159 @@ pub enum EngineSignal {
 
 impl EngineSignal {
     pub fn of(engine: Option<&DynamicObject>) -> EngineSignal {
-        let Some(engine) = engine else {
-            return EngineSignal::Deleted;
-        };
-        if engine.metadata.deletion_timestamp.is_some() {
-            return EngineSignal::Deleted;
+        match engine {
+            None => EngineSignal::Deleted,
+            Some(engine) => EngineSignal::from_parts(
+                engine.metadata.deletion_timestamp.is_some(),
+                engine
+                    .data
+                    .get("spec")
+                    .and_then(|s| s.get("engineState"))
+                    .and_then(|s| s.as_str()),
+            ),
         }
-        let state = engine
-            .data
-            .get("spec")
-            .and_then(|s| s.get("engineState"))
-            .and_then(|s| s.as_str());
-        if state == Some("stop") {
+    }
+
+    fn from_parts(being_deleted: bool, engine_state: Option<&str>) -> EngineSignal {
+        if being_deleted {
+            EngineSignal::Deleted
+        } else if engine_state == Some("stop") {
             EngineSignal::Stop
         } else {
             EngineSignal::Active
         }
+    }
+}
+
+/// A ChaosEngine as the stop watcher reads it: only what [`EngineSignal`] and a watch need.
+/// Every copy of the engine the watch delivers (one per write of the runner's, up to hundreds
+/// of KiB with a large plan) is parsed into this, skipping the rest without building it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct EngineGlimpse {
+    #[serde(deserialize_with = "glimpse_metadata")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: GlimpseSpec,
+}
+
+/// `spec.engineState` if it is a string. Lenient: a malformed spec must not stop the watch
+/// (the run reports it from its own read of the engine).
+#[derive(Clone, Debug, Default)]
+struct GlimpseSpec {
+    engine_state: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for GlimpseSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = GlimpseSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a ChaosEngine spec")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GlimpseSpec, A::Error> {
+                let mut spec = GlimpseSpec::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "engineState" {
+                        let value: serde_json::Value = map.next_value()?;
+                        spec.engine_state = value.as_str().map(str::to_string);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(spec)
+            }
+            fn visit_unit<E>(self) -> Result<GlimpseSpec, E> {
+                Ok(GlimpseSpec::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<GlimpseSpec, E> {
+                Ok(GlimpseSpec::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<GlimpseSpec, E> {
+                Ok(GlimpseSpec::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<GlimpseSpec, E> {
+                Ok(GlimpseSpec::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<GlimpseSpec, E> {
+                Ok(GlimpseSpec::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<GlimpseSpec, E> {
+                Ok(GlimpseSpec::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<GlimpseSpec, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(GlimpseSpec::default())
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl EngineGlimpse {
+    pub fn signal(&self) -> EngineSignal {
+        EngineSignal::from_parts(
+            self.metadata.deletion_timestamp.is_some(),
+            self.spec.engine_state.as_deref(),
+        )
+    }
+}
+
+/// The metadata fields a watch and the signal read; managed fields and annotations (the bulk
+/// of a large engine) are skipped.
+fn glimpse_metadata<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ObjectMeta, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Glimpsed {
+        name: Option<String>,
+        namespace: Option<String>,
+        uid: Option<String>,
+        resource_version: Option<String>,
+        deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    }
+    let glimpsed = <Glimpsed as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(ObjectMeta {
+        name: glimpsed.name,
+        namespace: glimpsed.namespace,
+        uid: glimpsed.uid,
+        resource_version: glimpsed.resource_version,
+        deletion_timestamp: glimpsed.deletion_timestamp,
+        ..ObjectMeta::default()
+    })
+}
+
+impl kube::Resource for EngineGlimpse {
+    type DynamicType = kube::api::ApiResource;
+    type Scope = kube::core::DynamicResourceScope;
+
+    fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
 }
 
@@ -412,7 +549,7 @@ pub type EngineCopies = tokio::sync::mpsc::UnboundedSender<EngineSignal>;
 
 /// Follows the ChaosEngine by watch from `version` (the copy the runner read at start).
 pub async fn watch_engine(
-    api: Api<DynamicObject>,
+    api: Api<EngineGlimpse>,
     name: String,
     version: String,
     out: EngineCopies,
@@ -421,7 +558,7 @@ pub async fn watch_engine(
     watch_stream(api, params, version, |seen| match seen {
         Seen::Restart | Seen::Synced => {}
         Seen::Applied(engine) => {
-            let _ = out.send(EngineSignal::of(Some(&engine)));
+            let _ = out.send(engine.signal());
         }
         Seen::Deleted(_) => {
             let _ = out.send(EngineSignal::Deleted);
@@ -432,7 +569,7 @@ pub async fn watch_engine(
 
 /// Follows the ChaosEngine by reading it every `interval`.
 pub async fn poll_engine(
-    api: Api<DynamicObject>,
+    api: Api<EngineGlimpse>,
     name: String,
     out: EngineCopies,
     interval: Duration,
@@ -442,7 +579,7 @@ pub async fn poll_engine(
         let what = format!("get ChaosEngine {name}");
         match call(&what, || api.get_opt(&name)).await {
             Ok(found) => {
-                let _ = out.send(EngineSignal::of(found.as_ref()));
+                let _ = out.send(found.map_or(EngineSignal::Deleted, |e| e.signal()));
             }
             Err(error) => tracing::warn!(%error, "reading the engine failed; polling on"),
         }
@@ -469,6 +606,49 @@ mod tests {
         // A pod not yet running is looked for every second.
         monitored.insert("b#1".into(), None);
         assert_eq!(ms(next_poll(&monitored, 0)), Some(1_000));
+    }
+
+    #[test]
+    fn a_glimpse_of_the_engine_reads_its_signal_and_skips_the_rest() {
+        let engine = |spec: serde_json::Value, deleting: bool| {
+            let mut metadata = json!({
+                "name": "e", "namespace": "n", "resourceVersion": "42",
+                "annotations": {"chaos-runner.io/trail-0": "x".repeat(4096)},
+                "managedFields": [{"manager": "m", "fieldsV1": {"f:status": {}}}],
+            });
+            if deleting {
+                metadata["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            let text = json!({"apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
+                "metadata": metadata, "spec": spec, "status": {"experiments": []}})
+            .to_string();
+            serde_json::from_str::<EngineGlimpse>(&text).unwrap()
+        };
+        let stopped = engine(
+            json!({"engineState": "stop", "experiments": [{"name": "x"}]}),
+            false,
+        );
+        assert_eq!(stopped.signal(), EngineSignal::Stop);
+        assert_eq!(stopped.metadata.resource_version.as_deref(), Some("42"));
+        assert!(stopped.metadata.annotations.is_none());
+        assert!(stopped.metadata.managed_fields.is_none());
+        assert_eq!(
+            engine(json!({"engineState": "active"}), false).signal(),
+            EngineSignal::Active
+        );
+        assert_eq!(
+            engine(json!({"engineState": "stop"}), true).signal(),
+            EngineSignal::Deleted
+        );
+        // Malformed specs are read as active, not as a failed watch.
+        for spec in [
+            json!({"engineState": 5}),
+            json!("x"),
+            json!(null),
+            json!([1, {"a": 2}]),
+        ] {
+            assert_eq!(engine(spec, false).signal(), EngineSignal::Active);
+        }
     }
 
     fn pod(value: serde_json::Value) -> Pod {

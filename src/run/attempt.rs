@@ -26,7 +26,7 @@ use crate::contract::record::{
     AuditEntry, Mark, PLANNED, Progress, millis, transition_event_key, unstarted_event_key,
 };
 use crate::contract::schedule::ItemState;
-use crate::run::context::{RunContext, RunError, now};
+use crate::run::context::{ExperimentRead, RunContext, RunError, now};
 use crate::run::monitor::{Judgement, MonitorClock, MonitorTimers};
 
 /// How many observations in a row the phase engine may reject before the attempt stops
@@ -243,12 +243,33 @@ pub fn rebuilt_phase(
     }
 }
 
+/// What the phases after the launch need of the merged experiment.
+#[derive(Debug, Clone)]
+struct RunFacts {
+    timeouts: merge::StatusCheckTimeouts,
+    /// `TOTAL_CHAOS_DURATION`, seconds.
+    chaos_seconds: Option<u64>,
+    result_name: String,
+}
+
+impl RunFacts {
+    fn of(run: &ExperimentRun) -> RunFacts {
+        RunFacts {
+            timeouts: run.status_check_timeouts(),
+            chaos_seconds: run.total_chaos_duration_seconds(),
+            result_name: run.result_name(),
+        }
+    }
+}
+
 /// Drives one attempt.
 pub struct AttemptRunner {
     context: Arc<RunContext>,
     key: AttemptKey,
-    /// The merged experiment, read when a command first needs it.
-    run: Option<Result<ExperimentRun, String>>,
+    /// What Monitor and Verdict need of the merged experiment, known once it was read (or why
+    /// it could not be). The merged experiment itself is made again where it is used and not
+    /// kept: with hundreds of attempts in flight, a copy each was megabytes.
+    facts: Option<Result<RunFacts, String>>,
     pending: StatusChange,
     pending_events: Vec<EventReport>,
     /// An abort is fed to the engine once; after that the phase's own commands run (the
@@ -271,7 +292,7 @@ impl AttemptRunner {
             verdict_stored: false,
             context,
             key,
-            run: None,
+            facts: None,
             pending: StatusChange::default(),
             pending_events: Vec::new(),
             abort_delivered: false,
@@ -642,12 +663,15 @@ impl AttemptRunner {
         if let Some(reason) = self.take_abort() {
             return Ok(Input::AbortRequested { reason });
         }
+        // The short, large commands are boxed: inline, the largest of them (a Job being
+        // created: ~7.5 KiB) sets the size of every attempt task for its whole life, most of
+        // which it spends in the small wait for its pod.
         match command {
             Effect::FetchExperiment => self.fetch_experiment().await,
-            Effect::CheckDependencies => self.check_dependencies().await,
-            Effect::CreateJob { job } => self.create_job(job).await,
+            Effect::CheckDependencies => Box::pin(self.check_dependencies()).await,
+            Effect::CreateJob { job } => Box::pin(self.create_job(job)).await,
             Effect::WatchPod { job } => self.watch_pod(checkpoint, job).await,
-            Effect::ReadResult => self.read_result(checkpoint).await,
+            Effect::ReadResult => Box::pin(self.read_result(checkpoint)).await,
             Effect::DeleteJob { job } => self.delete_job(job).await,
             Effect::RetainJob { .. } => Ok(Input::JobRetained),
             // The entry is queued; the terminal phase that follows at once is flushed with it in
@@ -671,42 +695,56 @@ impl AttemptRunner {
     }
 
     async fn fetch_experiment(&mut self) -> Result<Input, RunError> {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.context.client.clone(),
-            &self.context.config.namespace,
-            &kube::api::ApiResource::erase::<ChaosExperiment>(&()),
-        );
+        Ok(match self.read_experiment().await? {
+            Some(_) => Input::ExperimentFound,
+            None => Input::ExperimentMissing,
+        })
+    }
+
+    /// The ChaosExperiment, read once per run and experiment (as the Go runner does: iterations
+    /// share it); `None` if it does not exist. Sets [`Self::facts`].
+    async fn read_experiment(&mut self) -> Result<Option<ExperimentRead>, RunError> {
         let name = self.key.experiment.clone();
-        // Read once per run and experiment (as the Go runner does): iterations share it.
         let cached = self
             .context
             .experiments
             .lock()
             .ok()
             .and_then(|c| c.get(&name).cloned());
-        let raw = match cached {
-            Some(raw) => raw,
+        let experiment = match cached {
+            Some(experiment) => experiment,
             None => {
+                let api: Api<DynamicObject> = Api::namespaced_with(
+                    self.context.client.clone(),
+                    &self.context.config.namespace,
+                    &kube::api::ApiResource::erase::<ChaosExperiment>(&()),
+                );
                 let what = format!("get ChaosExperiment {name}");
                 let Some(raw) = call_opt(&what, || api.get(&name)).await? else {
-                    return Ok(Input::ExperimentMissing);
+                    self.facts = Some(Err(format!("ChaosExperiment {name} not found")));
+                    return Ok(None);
                 };
-                let raw = Arc::new(raw);
+                let experiment = decode_experiment(raw)
+                    .map(Arc::new)
+                    .map_err(|e| format!("ChaosExperiment {name} is malformed: {e}"));
                 if let Ok(mut cache) = self.context.experiments.lock() {
-                    cache.insert(name, raw.clone());
+                    cache.insert(name, experiment.clone());
                 }
-                raw
+                experiment
             }
         };
-        self.run = Some(self.merge(&raw));
-        Ok(Input::ExperimentFound)
+        if self.facts.is_none() {
+            let facts = experiment
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|experiment| self.merge(experiment))
+                .map(|run| RunFacts::of(&run));
+            self.facts = Some(facts);
+        }
+        Ok(Some(experiment))
     }
 
-    fn merge(&self, raw: &DynamicObject) -> Result<ExperimentRun, String> {
-        let experiment: ChaosExperiment = serde_json::to_value(raw)
-            .map_err(|e| e.to_string())
-            .and_then(|value| crate::contract::crd::decode(value).map_err(|e| e.to_string()))
-            .map_err(|e| format!("ChaosExperiment {} is malformed: {e}", self.key.experiment))?;
+    fn merge(&self, experiment: &ChaosExperiment) -> Result<ExperimentRun, String> {
         // With an exporter, the experiment's TRACE_PARENT is this attempt's span (its spans
         // become the attempt's children); otherwise the runner's own, unchanged.
         let inherited = self.context.runner_env.trace_parent.as_deref();
@@ -715,27 +753,36 @@ impl AttemptRunner {
             inherited,
         );
         if trace_parent.as_deref() == inherited {
-            merge::merge(&self.context.engine, &experiment, &self.context.runner_env)
+            merge::merge(&self.context.engine, experiment, &self.context.runner_env)
         } else {
             let runner_env = merge::RunnerEnv {
                 trace_parent,
                 ..self.context.runner_env.clone()
             };
-            merge::merge(&self.context.engine, &experiment, &runner_env)
+            merge::merge(&self.context.engine, experiment, &runner_env)
         }
         .map_err(|e| e.to_string())
     }
 
-    /// The merged experiment; read again after a restart.
+    /// The experiment merged with the engine (read again after a restart).
     async fn experiment_run(&mut self) -> Result<Result<ExperimentRun, String>, RunError> {
-        if self.run.is_none() && self.fetch_experiment().await? == Input::ExperimentMissing {
-            self.run = Some(Err(format!(
-                "ChaosExperiment {} not found",
-                self.key.experiment
-            )));
+        if let Some(Err(reason)) = &self.facts {
+            return Ok(Err(reason.clone()));
+        }
+        Ok(match self.read_experiment().await? {
+            Some(Ok(experiment)) => self.merge(&experiment),
+            Some(Err(reason)) => Err(reason),
+            None => Err(format!("ChaosExperiment {} not found", self.key.experiment)),
+        })
+    }
+
+    /// What Monitor and Verdict need of the merged experiment.
+    async fn run_facts(&mut self) -> Result<Result<RunFacts, String>, RunError> {
+        if self.facts.is_none() {
+            self.read_experiment().await?;
         }
         Ok(self
-            .run
+            .facts
             .clone()
             .unwrap_or_else(|| Err("experiment not read".into())))
     }
@@ -774,8 +821,11 @@ impl AttemptRunner {
         let namespace = &self.context.config.namespace;
         let configmaps: Api<ConfigMap> = Api::namespaced(self.context.client.clone(), namespace);
         let secrets: Api<Secret> = Api::namespaced(self.context.client.clone(), namespace);
+        let dependencies = merge::dependencies(&run);
+        // Not held across the reads below (see `facts`).
+        drop(run);
         let mut reasons = Vec::new();
-        for dependency in merge::dependencies(&run) {
+        for dependency in dependencies {
             let name = dependency.name.clone();
             // A secret is asked for even when the review showed no general `get secrets`: a
             // rule with `resourceNames` may grant exactly this one. A 403 is a named failure.
@@ -817,6 +867,10 @@ impl AttemptRunner {
     }
 
     async fn create_job(&mut self, job_name: &str) -> Result<Input, RunError> {
+        // A few launches at a time: each holds its merged experiment, its Job and the request
+        // body until the answer, and a plan may start hundreds of attempts at once.
+        let context = self.context.clone();
+        let _launching = context.launches.acquire().await;
         let run = match self.experiment_run().await? {
             Ok(run) => run,
             Err(reason) => return Ok(Input::JobCreateFailed { reason }),
@@ -958,18 +1012,15 @@ impl AttemptRunner {
         &mut self,
         checkpoint: &Checkpoint,
     ) -> Result<(MonitorClock, u64), RunError> {
-        let run = self.experiment_run().await?.ok();
-        let timeouts =
-            run.as_ref()
-                .map(|r| r.status_check_timeouts())
-                .unwrap_or(merge::StatusCheckTimeouts {
-                    delay_seconds: merge::DEFAULT_STATUS_CHECK_DELAY,
-                    timeout_seconds: merge::DEFAULT_STATUS_CHECK_TIMEOUT,
-                });
-        let chaos = run
+        let facts = self.run_facts().await?.ok();
+        let timeouts = facts
             .as_ref()
-            .and_then(|r| r.total_chaos_duration_seconds())
-            .unwrap_or(0);
+            .map(|f| f.timeouts)
+            .unwrap_or(merge::StatusCheckTimeouts {
+                delay_seconds: merge::DEFAULT_STATUS_CHECK_DELAY,
+                timeout_seconds: merge::DEFAULT_STATUS_CHECK_TIMEOUT,
+            });
+        let chaos = facts.as_ref().and_then(|f| f.chaos_seconds).unwrap_or(0);
         let timers = MonitorTimers::new(
             timeouts.timeout_seconds,
             chaos,
@@ -1000,9 +1051,9 @@ impl AttemptRunner {
     }
 
     async fn read_result(&mut self, checkpoint: &Checkpoint) -> Result<Input, RunError> {
-        let run = self.experiment_run().await?;
-        let name = match &run {
-            Ok(run) => run.result_name(),
+        let facts = self.run_facts().await?;
+        let name = match facts {
+            Ok(facts) => facts.result_name,
             Err(_) => merge::result_name(
                 &self.context.config.engine_name,
                 &self.key.experiment,
@@ -1146,6 +1197,17 @@ fn write_before(command: &Effect) -> WriteBefore {
         | Effect::WriteEntry(_)
         | Effect::Emit(_) => WriteBefore::Nothing,
     }
+}
+
+/// The experiment as the merge reads it. Read as a `DynamicObject` so that a malformed one is
+/// an error with its reason, not a failed GET; kept without its managed fields, which the runner
+/// never reads and which are most of a small object's size.
+fn decode_experiment(raw: DynamicObject) -> Result<ChaosExperiment, String> {
+    let value = serde_json::to_value(raw).map_err(|e| e.to_string())?;
+    let mut experiment: ChaosExperiment =
+        crate::contract::crd::decode(value).map_err(|e| e.to_string())?;
+    experiment.metadata.managed_fields = None;
+    Ok(experiment)
 }
 
 #[cfg(test)]

@@ -78,10 +78,20 @@ pub struct RunContext {
     pub monitor_timeout: Option<Duration>,
     /// What the engine held for this run when the runner started.
     pub found: FoundAtStart,
-    /// ChaosExperiments read so far in this run, by name.
-    pub experiments: std::sync::Mutex<BTreeMap<String, std::sync::Arc<kube::api::DynamicObject>>>,
+    /// Permits for Job launches in flight ([`LAUNCHES_AT_ONCE`]).
+    pub launches: tokio::sync::Semaphore,
+    /// ChaosExperiments read so far in this run, by name, or why one could not be decoded.
+    pub experiments: std::sync::Mutex<BTreeMap<String, ExperimentRead>>,
     pub cleanup: chaos_runner_states::CleanupPolicy,
 }
+
+/// Job launches (merge, build, create) in flight at once. Enough to keep the apiserver busy; few
+/// enough that the Jobs and request bodies of a plan starting hundreds of attempts at once are
+/// not all in memory together.
+pub const LAUNCHES_AT_ONCE: usize = 16;
+
+/// A ChaosExperiment as read once per run: decoded, or why it is malformed.
+pub type ExperimentRead = Result<std::sync::Arc<crate::contract::crd::ChaosExperiment>, String>;
 
 /// What the engine held for this run when the runner started: where each attempt resumes.
 #[derive(Debug, Default)]

@@ -128,6 +128,7 @@ pub async fn run(
             .or_else(|| monitor_timeout_annotation(&annotations)),
         found,
         experiments: Default::default(),
+        launches: tokio::sync::Semaphore::new(crate::run::context::LAUNCHES_AT_ONCE),
     });
     if resumed {
         resend_lost_events(&context, &events).await;
@@ -374,17 +375,22 @@ fn observe_engine(
     mut writer_copies: watch::Receiver<EngineSignal>,
 ) -> tokio::sync::mpsc::UnboundedReceiver<EngineSignal> {
     let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
+    let glimpses: Api<observe::EngineGlimpse> = Api::namespaced_with(
+        engines.clone().into_client(),
+        engines.namespace().unwrap_or_default(),
+        &crate::contract::crd::engine_resource(),
+    );
     if access.watch_engine {
         let version = raw_engine.metadata.resource_version.clone();
         background.spawn(observe::watch_engine(
-            engines.clone(),
+            glimpses.clone(),
             engine_name.to_string(),
             version.unwrap_or_default(),
             engine_tx.clone(),
         ));
     } else {
         background.spawn(observe::poll_engine(
-            engines.clone(),
+            glimpses.clone(),
             engine_name.to_string(),
             engine_tx.clone(),
             observe::POD_POLL_INTERVAL * observe::ENGINE_POLL_EVERY,

@@ -13,6 +13,7 @@
 //!   A rung that fails (refused plan, timeout, wrong verdicts) is reported with the reason; the
 //!   other rungs still run. Each rung has its own timeout ([`Rung::timeout`]);
 //!   `BENCH_RUNG_TIMEOUT` (seconds) sets one for every rung instead.
+//!   `CHAOS_RUNNER_BIN` measures another runner binary (or a profiler's wrapper around one).
 //!
 //! The markdown table goes to stdout and to `target/bench-report.md`. Run it with
 //! `bash tests/bench.sh`, or `cargo bench --features e2e --bench runner` on a running plane.
@@ -220,7 +221,11 @@ async fn bench() -> anyhow::Result<()> {
         0 => None,
         seconds => Some(Duration::from_secs(seconds as u64)),
     };
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner"));
+    // Another build can be measured in place of this one (a profiler's wrapper, an old commit).
+    let binary = std::env::var_os("CHAOS_RUNNER_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner")),
+        PathBuf::from,
+    );
     let binary_size = std::fs::metadata(&binary)
         .with_context(|| format!("runner binary {}", binary.display()))?
         .len();

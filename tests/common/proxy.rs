@@ -23,6 +23,10 @@ pub struct Faults {
     pub refuse_one_in: u64,
     pub stall_one_in: u64,
     pub cut_one_in: u64,
+    /// Every connection is cut at the latest after a random 1..=this many KiB of answers (0:
+    /// never). The runner speaks HTTP/2, so one connection carries a whole run: dice thrown
+    /// once per connection alone could spare it every fault.
+    pub lifetime_kib: u64,
 }
 
 /// What the proxy has done so far.
@@ -95,19 +99,21 @@ impl FaultProxy {
                 let stall = dice
                     .one_in(faults.stall_one_in)
                     .then(|| Duration::from_millis(500 + dice.next() % 2500));
+                let lifetime = (faults.lifetime_kib > 0)
+                    .then(|| 1024 * (1 + dice.next() % faults.lifetime_kib));
                 let cut_after = dice
                     .one_in(faults.cut_one_in)
-                    .then(|| 1 + dice.next() % 8_192);
+                    .then(|| 1 + dice.next() % 8_192)
+                    .or(lifetime);
                 let counters = counters.clone();
                 tokio::spawn(async move {
                     if let Some(stall) = stall {
                         counters.stalled.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(stall).await;
                     }
-                    if cut_after.is_some() {
+                    if let Ok(true) = forward(client, upstream, cut_after).await {
                         counters.cut.fetch_add(1, Ordering::SeqCst);
                     }
-                    let _ = forward(client, upstream, cut_after).await;
                 });
             }
         });
@@ -116,16 +122,16 @@ impl FaultProxy {
 }
 
 /// Copies both ways; with `cut_after`, closes both sides once that many bytes of the answer
-/// went through (mid-response, as a broken connection does).
+/// went through (mid-response, as a broken connection does). Whether it cut the connection.
 async fn forward(
     mut client: TcpStream,
     upstream: SocketAddr,
     cut_after: Option<u64>,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let mut server = TcpStream::connect(upstream).await?;
     let Some(limit) = cut_after else {
         tokio::io::copy_bidirectional(&mut client, &mut server).await?;
-        return Ok(());
+        return Ok(false);
     };
     let (mut client_read, mut client_write) = client.split();
     let (mut server_read, mut server_write) = server.split();
@@ -136,19 +142,18 @@ async fn forward(
         while sent < limit {
             let n = server_read.read(&mut buffer).await?;
             if n == 0 {
-                break;
+                return Ok(false);
             }
             let n = n.min((limit - sent) as usize);
             client_write.write_all(&buffer[..n]).await?;
             sent += n as u64;
         }
-        Ok::<_, std::io::Error>(())
+        Ok::<_, std::io::Error>(true)
     };
     tokio::select! {
-        _ = requests => {}
-        _ = answers => {}
+        _ = requests => Ok(false),
+        cut = answers => cut,
     }
-    Ok(())
 }
 
 /// The plane's apiserver address (`https://127.0.0.1:<port>`).

@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, ensure};
+use anyhow::{Context as _, anyhow, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
@@ -20,7 +20,7 @@ use podsim::SimulatorHandle;
 use serde_json::{Value, json};
 
 use super::{
-    AuditCursor, LitmusKind, RunnerProcess, RunnerSpec, TestNamespace, engine_status,
+    AuditCursor, LitmusKind, RunnerProcess, RunnerSpec, Signal, TestNamespace, engine_status,
     jobs_by_chaos_uid, pods_by_chaos_uid, wait_until,
 };
 
@@ -162,6 +162,68 @@ impl World {
         env: &[(&str, &str)],
     ) -> anyhow::Result<RunnerProcess> {
         RunnerProcess::spawn(&self.spec(experiments, env))
+    }
+
+    /// Waits until `attempt`'s stored checkpoint is Monitor with its pod recorded (running).
+    pub async fn monitoring_its_pod(&self, attempt: &str) -> anyhow::Result<()> {
+        let what = format!("{attempt} in Monitor with its pod running");
+        wait_until(RUN_TIMEOUT, &what, async || {
+            let status = self.status().await?;
+            let cp = &status["chaosRunner"]["attempts"][attempt];
+            Ok((cp["phase"] == "Monitor" && cp["pod"].is_string()).then_some(()))
+        })
+        .await
+    }
+
+    /// Watches the engine until some attempt's stored phase is `phase`, then freezes the runner
+    /// (SIGSTOP, so it cannot move on while we look) and returns the attempt, with the runner
+    /// frozen and `phase` still stored for it: what a crash at that instant leaves behind.
+    ///
+    /// The LaunchJob and Cleanup windows are a few tens of milliseconds; when the runner moved on
+    /// before it froze, it is let go (SIGCONT) and the next attempt gets its chance.
+    pub async fn freeze_in_phase(
+        &self,
+        runner: &mut RunnerProcess,
+        phase: &str,
+    ) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+        let api = self.ns.litmus_api(LitmusKind::ChaosEngine);
+        let mut stream = std::pin::pin!(watcher::watch_object(api, self.suite.engine));
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        let mut missed: BTreeMap<String, String> = BTreeMap::new();
+        loop {
+            let next = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .map_err(|_| anyhow!("the stored phase never was {phase}"))?;
+            let Some(event) = next else {
+                bail!("the engine watch ended")
+            };
+            let Some(engine) = event? else { continue };
+            let phases = stored_phases(&engine);
+            let candidate = phases
+                .iter()
+                .find(|(attempt, p)| p.as_str() == phase && !missed.contains_key(*attempt));
+            if let Some((attempt, _)) = candidate {
+                let attempt = attempt.clone();
+                runner.kill(Signal::Stop)?;
+                let engine = self.engine().await?.ok_or_else(|| anyhow!("engine gone"))?;
+                let at_stop = stored_phases(&engine);
+                if at_stop.get(&attempt).map(String::as_str) == Some(phase) {
+                    return Ok((attempt, at_stop));
+                }
+                runner.kill(Signal::Cont)?;
+                let moved_on = at_stop.get(&attempt).cloned().unwrap_or_default();
+                eprintln!(
+                    "missed {phase} of {attempt} (already {moved_on}); trying the next attempt"
+                );
+                missed.insert(attempt, moved_on);
+            }
+            if let Some(status) = runner.wait_timeout(Duration::ZERO).await? {
+                bail!(
+                    "the runner exited ({status}) before it could be frozen in {phase}; \
+                     windows missed (attempt → phase already stored): {missed:?}"
+                );
+            }
+        }
     }
 
     /// The engine's `status` (`null` when it has none).
@@ -562,4 +624,17 @@ pub fn describe_events(events: &[Event]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Each attempt's stored phase in `status.chaosRunner.attempts`.
+pub fn stored_phases(engine: &DynamicObject) -> BTreeMap<String, String> {
+    engine.data["status"]["chaosRunner"]["attempts"]
+        .as_object()
+        .map(|attempts| {
+            attempts
+                .iter()
+                .map(|(k, v)| (k.clone(), v["phase"].as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -66,6 +66,20 @@ pub enum PodsimError {
 
 impl PodsimError {
     /// The HTTP status code of the API error behind this error, if there is one.
+    /// Worth another try: the apiserver did not answer, or answered that it is overloaded or
+    /// not ready.
+    fn is_transient(&self) -> bool {
+        match self {
+            PodsimError::Deadline { .. } => true,
+            PodsimError::Api { source, .. } => match source {
+                kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+                kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub fn api_status(&self) -> Option<u16> {
         match self {
             PodsimError::Api {
@@ -77,24 +91,43 @@ impl PodsimError {
     }
 }
 
-/// Runs one API call under a deadline, so a stuck request cannot stall a pod forever.
-pub(crate) async fn with_deadline<T>(
+/// Runs one API call, each try under `deadline`, so a stuck request cannot stall a pod forever;
+/// retried while the failure is transient (no connection, 429, 5xx, a try past its deadline)
+/// for up to [`RETRY_BUDGET`], as a kubelet keeps retrying its status updates while the
+/// apiserver restarts.
+pub(crate) async fn with_deadline<T, F>(
     action: &'static str,
     object: &str,
     deadline: Duration,
-    call: impl std::future::Future<Output = Result<T, kube::Error>>,
-) -> Result<T, PodsimError> {
-    match tokio::time::timeout(deadline, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(source)) => Err(PodsimError::Api {
-            action,
-            object: object.to_owned(),
-            source,
-        }),
-        Err(_) => Err(PodsimError::Deadline {
-            action,
-            object: object.to_owned(),
-            deadline,
-        }),
+    mut call: impl FnMut() -> F,
+) -> Result<T, PodsimError>
+where
+    F: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let error = match tokio::time::timeout(deadline, call()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(source)) => PodsimError::Api {
+                action,
+                object: object.to_owned(),
+                source,
+            },
+            Err(_) => PodsimError::Deadline {
+                action,
+                object: object.to_owned(),
+                deadline,
+            },
+        };
+        if !error.is_transient() || started.elapsed() + wait > RETRY_BUDGET {
+            return Err(error);
+        }
+        tracing::warn!(%error, "retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
     }
 }
+
+/// How long an API call is retried while its failures are transient.
+pub(crate) const RETRY_BUDGET: Duration = Duration::from_secs(60);

@@ -99,12 +99,9 @@ impl ResultWriter {
         update: &ResultUpdate,
     ) -> Result<(), PodsimError> {
         for _ in 0..CONFLICT_ATTEMPTS {
-            let existing = with_deadline(
-                "get ChaosResult",
-                &target.name,
-                self.deadline,
-                self.api.get_opt(&target.name),
-            )
+            let existing = with_deadline("get ChaosResult", &target.name, self.deadline, || {
+                self.api.get_opt(&target.name)
+            })
             .await?;
             let outcome = match existing {
                 None => self.create(target, update).await,
@@ -147,12 +144,10 @@ impl ResultWriter {
                 result: target.name.clone(),
                 source,
             })?;
-        with_deadline(
-            "create ChaosResult",
-            &target.name,
-            self.deadline,
-            self.api.create(&PostParams::default(), &object),
-        )
+        let post = PostParams::default();
+        with_deadline("create ChaosResult", &target.name, self.deadline, || {
+            self.api.create(&post, &object)
+        })
         .await?;
         Ok(())
     }
@@ -180,13 +175,10 @@ impl ResultWriter {
                 patch["metadata"]["resourceVersion"] = json!(version);
             }
         }
-        with_deadline(
-            "patch ChaosResult",
-            &target.name,
-            self.deadline,
-            self.api
-                .patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch)),
-        )
+        let (params, merge) = (PatchParams::default(), Patch::Merge(&patch));
+        with_deadline("patch ChaosResult", &target.name, self.deadline, || {
+            self.api.patch(&target.name, &params, &merge)
+        })
         .await?;
         Ok(())
     }

@@ -291,7 +291,7 @@ async fn force_delete(context: Arc<Context>, pod: Pod) {
         "force-delete pod",
         &name,
         context.config.api_deadline,
-        context.pods.delete(&name, &params),
+        || context.pods.delete(&name, &params),
     )
     .await;
     match outcome {
@@ -455,17 +455,12 @@ async fn bind(context: &Context, pod: &Pod, script: &PodScript) -> Result<(), Po
         "metadata": {"name": script.pod, "uid": script.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": context.config.node_name},
     });
-    let outcome = with_deadline(
-        "bind pod",
-        &script.pod,
-        context.config.api_deadline,
-        context.pods.create_subresource::<_, Value>(
-            "binding",
-            &script.pod,
-            &PostParams::default(),
-            &binding,
-        ),
-    )
+    let post = PostParams::default();
+    let outcome = with_deadline("bind pod", &script.pod, context.config.api_deadline, || {
+        context
+            .pods
+            .create_subresource::<_, Value>("binding", &script.pod, &post, &binding)
+    })
     .await;
     match outcome {
         Ok(_) => {
@@ -509,13 +504,12 @@ async fn patch_status(
     script: &PodScript,
     patch: &Value,
 ) -> Result<(), PodsimError> {
+    let (params, merge) = (PatchParams::default(), Patch::Merge(patch));
     with_deadline(
         "patch pod status",
         &script.pod,
         context.config.api_deadline,
-        context
-            .pods
-            .patch_status(&script.pod, &PatchParams::default(), &Patch::Merge(patch)),
+        || context.pods.patch_status(&script.pod, &params, &merge),
     )
     .await?;
     Ok(())

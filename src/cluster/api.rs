@@ -71,14 +71,20 @@ fn is_transient(error: &kube::Error) -> bool {
     }
 }
 
-/// The retry schedule for transient failures: about 6 s in all before giving up.
+/// The retry schedule for transient failures: up to [`RETRY_WAIT`] of waits between tries
+/// (and at most 15 retries), enough to ride out an apiserver restart in the same process
+/// rather than exit and wait for the kubelet's restart back-off.
 fn schedule() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(2))
-        .with_max_times(6)
+        .with_max_times(15)
+        .with_total_delay(Some(RETRY_WAIT))
         .with_jitter()
 }
+
+/// The most a call waits between its tries in all.
+pub const RETRY_WAIT: Duration = Duration::from_secs(30);
 
 /// When every API call must have ended: set once the pod is being terminated (SIGTERM, or an
 /// abort the operator follows with one), so the run's last writes go out before the kubelet's
@@ -191,6 +197,22 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
+    /// An apiserver restarting refuses connections for seconds (the plane's takes 5-15 s):
+    /// the call keeps trying for most of RETRY_WAIT before it gives up.
+    #[tokio::test(start_paused = true)]
+    async fn an_unavailable_apiserver_is_retried_for_most_of_the_retry_wait() {
+        let started = Instant::now();
+        let error = call("get thing", || async { Err::<(), _>(api_error(503)) })
+            .await
+            .unwrap_err();
+        assert!(error.is_transient());
+        let waited = started.elapsed();
+        assert!(
+            waited >= RETRY_WAIT / 2 && waited <= RETRY_WAIT * 2,
+            "gave up after {waited:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn client_errors_are_not_retried() {
         let calls = AtomicU32::new(0);
@@ -215,7 +237,8 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(error, ApiError::Timeout { .. }));
-        assert_eq!(calls.load(Ordering::SeqCst), 7, "one try and six retries");
+        let calls = calls.load(Ordering::SeqCst);
+        assert!((8..=16).contains(&calls), "{calls} tries");
     }
 
     #[tokio::test(start_paused = true)]

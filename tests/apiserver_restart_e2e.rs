@@ -12,10 +12,11 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, ensure};
-use common::run::{RUN_TIMEOUT, Suite, World, check_trail, expect_exit_within};
+use common::run::{
+    RUN_TIMEOUT, Suite, World, chaos_engine, check_trail, engine_experiment, expect_exit_within,
+};
 use common::{RunnerProcess, Signal};
-use podsim::SimEventKind;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const ENGINE: &str = "e2e";
@@ -30,22 +31,14 @@ static SUITE: Suite = Suite {
 
 /// `e2e-pass` passes and `e2e-fail` fails, each pod running `seconds`; Jobs deleted.
 fn engine(seconds: &str) -> Value {
-    let experiment = |name: &str| {
-        json!({"name": name, "spec": {"components": {"env": [
-            {"name": "PODSIM_SECONDS", "value": seconds}
-        ]}}})
-    };
-    json!({
-        "apiVersion": "litmuschaos.io/v1alpha1",
-        "kind": "ChaosEngine",
-        "metadata": {"name": ENGINE},
-        "spec": {
-            "engineState": "active",
-            "chaosServiceAccount": SERVICE_ACCOUNT,
-            "jobCleanUpPolicy": "delete",
-            "experiments": [experiment("e2e-pass"), experiment("e2e-fail")],
-        }
-    })
+    let experiment = |name: &str| engine_experiment(name, &[("PODSIM_SECONDS", seconds)]);
+    chaos_engine(
+        ENGINE,
+        SERVICE_ACCOUNT,
+        "delete",
+        &[],
+        vec![experiment("e2e-pass"), experiment("e2e-fail")],
+    )
 }
 
 /// `tests/cluster/plane restart-apiserver <down_seconds>`, started; its log is on stderr.
@@ -104,24 +97,6 @@ async fn restarted(
     Ok(())
 }
 
-/// The one pod the simulator played for `experiment`.
-fn pod_of(world: &World, experiment: &str) -> anyhow::Result<String> {
-    let prefix = format!("{experiment}-");
-    let mut played: Vec<String> = world
-        .sim
-        .events()
-        .into_iter()
-        .filter(|e| e.pod.starts_with(&prefix) && matches!(e.kind, SimEventKind::Running))
-        .map(|e| e.pod)
-        .collect();
-    played.dedup();
-    ensure!(
-        played.len() == 1,
-        "{experiment}: the simulator played {played:?}"
-    );
-    Ok(played.remove(0))
-}
-
 #[tokio::test]
 async fn a_run_rides_out_apiserver_restarts_in_monitor_and_in_cleanup() -> anyhow::Result<()> {
     let world = World::new(&SUITE, "apiserver-restart", SERVICE_ACCOUNT, engine("8")).await?;
@@ -153,7 +128,7 @@ async fn a_run_rides_out_apiserver_restarts_in_monitor_and_in_cleanup() -> anyho
 
     world.expect_one_job_per_attempt(2)?;
     let status = world.status().await?;
-    let (passed, failed) = (pod_of(&world, "e2e-pass")?, pod_of(&world, "e2e-fail")?);
+    let (passed, failed) = (world.played_pod("e2e-pass")?, world.played_pod("e2e-fail")?);
     world.check_entries(
         &status,
         &[

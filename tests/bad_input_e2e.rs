@@ -33,7 +33,6 @@ use common::run::{Suite, World, expect_exit};
 use common::{LitmusKind, TestNamespace};
 use futures::StreamExt;
 use kube::api::{DynamicObject, PostParams};
-use podsim::SimEventKind;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -247,19 +246,7 @@ async fn run_case(name: &str, dir: &Path, plane: &Plane) -> anyhow::Result<()> {
 
 /// The one pod the simulator played for `experiment` (Job `<experiment>-xxxxxx`).
 fn played_pod(world: &World, experiment: &str) -> anyhow::Result<String> {
-    let prefix = format!("{experiment}-");
-    let mut pods: Vec<String> = world
-        .sim
-        .events()
-        .into_iter()
-        .filter(|e| e.pod.starts_with(&prefix) && matches!(e.kind, SimEventKind::Running))
-        .map(|e| e.pod)
-        .collect();
-    pods.dedup();
-    match pods.as_slice() {
-        [pod] => Ok(pod.clone()),
-        other => bail!("{experiment}: the simulator played {other:?}"),
-    }
+    world.played_pod(experiment)
 }
 
 /// The API server refuses the case's objects: its experiments and then its engine are created

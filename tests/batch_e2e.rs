@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow, ensure};
 use common::run::{
-    RUN_TIMEOUT, Suite, Transition, World, check_trail, describe_events, entry, expect_exit,
-    find_events, message,
+    RUN_TIMEOUT, Suite, Transition, World, chaos_engine, check_trail, describe_events,
+    engine_experiment, entry, expect_exit, find_events, message,
 };
 use common::{RunnerProcess, Signal, wait_until};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -56,26 +56,15 @@ const EXPORTER_IMAGE: &str = "chaos-runner.io/exporter-image";
 
 /// An engine experiment entry: the simulator plays its pod with `behaviour` for `seconds`.
 fn experiment(name: &str, behaviour: &str, seconds: &str) -> Value {
-    json!({"name": name, "spec": {"components": {"env": [
-        {"name": "PODSIM_BEHAVIOUR", "value": behaviour},
-        {"name": "PODSIM_SECONDS", "value": seconds},
-    ]}}})
+    engine_experiment(
+        name,
+        &[("PODSIM_BEHAVIOUR", behaviour), ("PODSIM_SECONDS", seconds)],
+    )
 }
 
-/// The ChaosEngine of a test: plan `annotations`, no appinfo, Jobs deleted after each attempt.
+/// The ChaosEngine: plan `annotations`, no appinfo, Jobs deleted after each attempt.
 fn engine(annotations: &[(&str, &str)], experiments: Vec<Value>) -> Value {
-    let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
-    json!({
-        "apiVersion": "litmuschaos.io/v1alpha1",
-        "kind": "ChaosEngine",
-        "metadata": {"name": ENGINE, "annotations": annotations},
-        "spec": {
-            "engineState": "active",
-            "chaosServiceAccount": SERVICE_ACCOUNT,
-            "jobCleanUpPolicy": "delete",
-            "experiments": experiments,
-        }
-    })
+    chaos_engine(ENGINE, SERVICE_ACCOUNT, "delete", annotations, experiments)
 }
 
 /// The diamond: a; b and c after a; d after b and c; two at once.

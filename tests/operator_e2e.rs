@@ -28,7 +28,7 @@ use common::node::{Node, NodeConfig, NodeEvent, NodeEventKind, RUNNER_CONTAINER}
 use common::operator::{
     ENGINE_FINALIZER, OPERATOR_SERVICE_ACCOUNT, OperatorOptions, OperatorProcess, RUNNER_IMAGE,
 };
-use common::run::{Suite, World, entry};
+use common::run::{Suite, World, chaos_engine, engine_experiment, entry};
 use common::{AuditCursor, LitmusKind, wait_for_deletion, wait_until};
 use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
@@ -87,27 +87,13 @@ static SUITE: Suite = Suite {
 
 /// An engine experiment entry whose env overrides the experiment's (PODSIM_* among them).
 fn experiment(name: &str, env: &[(&str, &str)]) -> Value {
-    let env: Vec<Value> = env
-        .iter()
-        .map(|(k, v)| json!({"name": k, "value": v}))
-        .collect();
-    json!({"name": name, "spec": {"components": {"env": env}}})
+    engine_experiment(name, env)
 }
 
 /// The ChaosEngine of a test: active, `chaosServiceAccount` `sa`, policy delete, no appinfo
 /// (TARGETS absent), no runner image (the operator's CHAOS_RUNNER_IMAGE applies).
 fn engine(sa: &str, experiments: Vec<Value>) -> Value {
-    json!({
-        "apiVersion": "litmuschaos.io/v1alpha1",
-        "kind": "ChaosEngine",
-        "metadata": {"name": ENGINE},
-        "spec": {
-            "engineState": "active",
-            "chaosServiceAccount": sa,
-            "jobCleanUpPolicy": "delete",
-            "experiments": experiments,
-        }
-    })
+    chaos_engine(ENGINE, sa, "delete", &[], experiments)
 }
 
 /// `e2e-pass` passes, `e2e-fail` fails, each pod running `seconds`.

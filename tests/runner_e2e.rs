@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use common::run::{
-    ABORT_BOUND, RUN_TIMEOUT, Suite, World, check_trail, entry, expect_exit, expect_exit_within,
-    find_events, message,
+    ABORT_BOUND, RUN_TIMEOUT, Suite, World, chaos_engine, check_trail, engine_experiment, entry,
+    expect_exit, expect_exit_within, find_events, message,
 };
 use common::{LitmusKind, RunnerProcess, Signal, jobs_by_chaos_uid, wait_until};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::api::{DeleteParams, PostParams};
-use podsim::SimEventKind;
 use serde_json::{Value, json};
 
 /// The engine of every test (each test has its own namespace).
@@ -40,27 +39,13 @@ const SA_LITMUS_USER: &str = "litmus-user-sa";
 
 /// An engine experiment entry whose env overrides the experiment's (PODSIM_* among them).
 fn experiment(name: &str, env: &[(&str, &str)]) -> Value {
-    let env: Vec<Value> = env
-        .iter()
-        .map(|(k, v)| json!({"name": k, "value": v}))
-        .collect();
-    json!({"name": name, "spec": {"components": {"env": env}}})
+    engine_experiment(name, env)
 }
 
 /// The ChaosEngine of a test: no appinfo (accepted, TARGETS absent), experiment pods run as
 /// `chaos-runner`.
 fn engine(policy: &str, experiments: Vec<Value>) -> Value {
-    json!({
-        "apiVersion": "litmuschaos.io/v1alpha1",
-        "kind": "ChaosEngine",
-        "metadata": {"name": ENGINE},
-        "spec": {
-            "engineState": "active",
-            "chaosServiceAccount": SA_DEPLOY,
-            "jobCleanUpPolicy": policy,
-            "experiments": experiments,
-        }
-    })
+    chaos_engine(ENGINE, SA_DEPLOY, policy, &[], experiments)
 }
 
 /// The usual pair: `e2e-pass` passes, `e2e-fail` fails, each pod running `seconds`.
@@ -95,14 +80,7 @@ async fn new_world(prefix: &str, service_account: &str, engine: Value) -> anyhow
 
 /// Names of the pods the simulator played for experiment `exp` (Job `<exp>-xxxxxx`).
 fn pods_of(world: &World, exp: &str) -> BTreeSet<String> {
-    let prefix = format!("{exp}-");
-    world
-        .sim
-        .events()
-        .into_iter()
-        .filter(|e| e.pod.starts_with(&prefix) && matches!(e.kind, SimEventKind::Running))
-        .map(|e| e.pod)
-        .collect()
+    world.pods_played(exp)
 }
 
 /// [`World::check_entries`], where an `experimentPod` of `None` means "the one pod the

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure};
-use common::run::{Suite, World, entry};
+use common::run::{Suite, World, chaos_engine, engine_experiment, entry};
 use common::{Signal, wait_until};
 use serde_json::{Value, json};
 
@@ -32,26 +32,15 @@ async fn new_world(prefix: &str, engine: Value) -> anyhow::Result<World> {
 
 /// An engine experiment entry: the simulator plays its pod with `behaviour` for `seconds`.
 fn experiment(name: &str, behaviour: &str, seconds: &str) -> Value {
-    json!({"name": name, "spec": {"components": {"env": [
-        {"name": "PODSIM_BEHAVIOUR", "value": behaviour},
-        {"name": "PODSIM_SECONDS", "value": seconds},
-    ]}}})
+    engine_experiment(
+        name,
+        &[("PODSIM_BEHAVIOUR", behaviour), ("PODSIM_SECONDS", seconds)],
+    )
 }
 
 /// The ChaosEngine: plan `annotations`, no appinfo, Jobs deleted after each attempt.
 fn engine(annotations: &[(&str, &str)], experiments: Vec<Value>) -> Value {
-    let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
-    json!({
-        "apiVersion": "litmuschaos.io/v1alpha1",
-        "kind": "ChaosEngine",
-        "metadata": {"name": ENGINE, "annotations": annotations},
-        "spec": {
-            "engineState": "active",
-            "chaosServiceAccount": SERVICE_ACCOUNT,
-            "jobCleanUpPolicy": "delete",
-            "experiments": experiments,
-        }
-    })
+    chaos_engine(ENGINE, SERVICE_ACCOUNT, "delete", annotations, experiments)
 }
 
 /// Final progress marks (`P`, `F`, `A`, `S`) in the engine's progress annotations.

@@ -137,6 +137,20 @@ pub struct WriterSeed {
     pub events: Option<EventQueue>,
 }
 
+impl WriterSeed {
+    /// A writer for one report before the run starts (a refused plan or env): no entries laid
+    /// over the engine, Events sent by the caller.
+    pub fn bare(engine: DynamicObject, record: RunRecord, ledger: Ledger) -> WriterSeed {
+        WriterSeed {
+            engine,
+            record,
+            ledger,
+            entries: Vec::new(),
+            events: None,
+        }
+    }
+}
+
 impl EngineWriter {
     /// Starts the writer. The returned receiver always holds the newest copy of the engine the
     /// writer has seen (from its own patch answers and re-reads) — `None` once it is gone.

@@ -317,6 +317,15 @@ impl Ledger {
         }
     }
 
+    /// An empty ledger for `record`'s run, its plan not recorded yet.
+    pub fn for_record(record: &RunRecord) -> Ledger {
+        Ledger::new(RunHeader {
+            run_id: record.run_id.clone(),
+            started_at: record.started_at.clone(),
+            plan: None,
+        })
+    }
+
     /// Whether an annotation is one the ledger owns (and may remove).
     pub fn owns(key: &str) -> bool {
         key == RUN_ANNOTATION

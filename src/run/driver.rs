@@ -26,7 +26,7 @@ use crate::contract::crd::ChaosEngine;
 use crate::contract::hash::fnv1a64;
 use crate::contract::merge::RunnerEnv;
 use crate::contract::plan::{Plan, PlanInputs};
-use crate::contract::record::{Incarnation, Ledger, RUN_ANNOTATION, RunHeader, RunRecord};
+use crate::contract::record::{Incarnation, Ledger, RUN_ANNOTATION, RunRecord};
 use crate::contract::schedule::{self, ItemState};
 use crate::run::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
 use crate::run::context::{FoundAtStart, RunContext, RunEnd, RunError, RunOptions, now};
@@ -60,13 +60,7 @@ pub async fn run(
     let plan = match decided_plan(&mut ledger, &config, &annotations, &engine_uid) {
         Ok(plan) => plan,
         Err(message) => {
-            let seed = WriterSeed {
-                engine: raw_engine,
-                record,
-                ledger,
-                entries: Vec::new(),
-                events: None,
-            };
+            let seed = WriterSeed::bare(raw_engine, record, ledger);
             return reject_plan(&events, &engines, seed, &config, &message).await;
         }
     };
@@ -255,13 +249,7 @@ fn open_record(
         .and_then(|s| s.get("experiments"))
         .and_then(|e| e.as_array())
         .is_some_and(|e| !e.is_empty());
-    let fresh_ledger = |record: &RunRecord| {
-        Ledger::new(RunHeader {
-            run_id: record.run_id.clone(),
-            started_at: record.started_at.clone(),
-            plan: None,
-        })
-    };
+    let fresh_ledger = |record: &RunRecord| Ledger::for_record(record);
     match (found, ledger) {
         (Some(record), ledger) => {
             tracing::info!(run = %record.run_id, "resuming from the checkpoint in the engine status");
@@ -736,11 +724,7 @@ pub async fn report_bad_env(
     };
     let mut record = RunRecord::new("none".into(), now());
     record.failure = Some(error.to_string());
-    let ledger = Ledger::new(RunHeader {
-        run_id: record.run_id.clone(),
-        started_at: record.started_at.clone(),
-        plan: None,
-    });
+    let ledger = Ledger::for_record(&record);
     let mut experiments: Vec<String> = Vec::new();
     for item in env
         .get("EXPERIMENT_LIST")
@@ -752,13 +736,7 @@ pub async fn report_bad_env(
             experiments.push(item.to_string());
         }
     }
-    let seed = WriterSeed {
-        engine: raw_engine,
-        record,
-        ledger,
-        entries: Vec::new(),
-        events: None,
-    };
+    let seed = WriterSeed::bare(raw_engine, record, ledger);
     match refuse(&events, &engines, seed, name, &experiments, &report).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -1062,7 +1040,7 @@ mod tests {
     }
 
     fn ledger() -> Ledger {
-        Ledger::new(RunHeader {
+        Ledger::new(crate::contract::record::RunHeader {
             run_id: "r1".into(),
             started_at: now(),
             plan: None,

@@ -29,6 +29,44 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The brief's bound for an abort: Jobs and pods gone, final status, exit.
 pub const ABORT_BOUND: Duration = Duration::from_secs(5);
 
+/// An engine's `spec.experiments` entry whose env overrides the experiment's (the simulator's
+/// `PODSIM_*` among them).
+pub fn engine_experiment(name: &str, env: &[(&str, &str)]) -> Value {
+    let env: Vec<Value> = env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    json!({"name": name, "spec": {"components": {"env": env}}})
+}
+
+/// A ChaosEngine `name` of the tests: active, experiment pods running as `service_account`,
+/// `policy` as its `jobCleanUpPolicy`, plan `annotations`, no appinfo (TARGETS absent), no runner
+/// image.
+pub fn chaos_engine(
+    name: &str,
+    service_account: &str,
+    policy: &str,
+    annotations: &[(&str, &str)],
+    experiments: Vec<Value>,
+) -> Value {
+    let mut metadata = json!({"name": name});
+    if !annotations.is_empty() {
+        let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
+        metadata["annotations"] = json!(annotations);
+    }
+    json!({
+        "apiVersion": "litmuschaos.io/v1alpha1",
+        "kind": "ChaosEngine",
+        "metadata": metadata,
+        "spec": {
+            "engineState": "active",
+            "chaosServiceAccount": service_account,
+            "jobCleanUpPolicy": policy,
+            "experiments": experiments,
+        }
+    })
+}
+
 /// What a test suite's worlds have in common.
 #[derive(Debug)]
 pub struct Suite {
@@ -223,6 +261,28 @@ impl World {
                      windows missed (attempt → phase already stored): {missed:?}"
                 );
             }
+        }
+    }
+
+    /// The pods the simulator played (saw running) for `experiment` (Job `<experiment>-xxxxxx`).
+    pub fn pods_played(&self, experiment: &str) -> BTreeSet<String> {
+        let prefix = format!("{experiment}-");
+        self.sim
+            .events()
+            .into_iter()
+            .filter(|e| {
+                e.pod.starts_with(&prefix) && matches!(e.kind, podsim::SimEventKind::Running)
+            })
+            .map(|e| e.pod)
+            .collect()
+    }
+
+    /// The one pod the simulator played for `experiment`.
+    pub fn played_pod(&self, experiment: &str) -> anyhow::Result<String> {
+        let pods = self.pods_played(experiment);
+        match pods.len() {
+            1 => Ok(pods.into_iter().next().unwrap_or_default()),
+            _ => bail!("{experiment}: the simulator played {pods:?}"),
         }
     }
 

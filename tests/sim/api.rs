@@ -607,6 +607,22 @@ impl FakeApi {
             (fault, crash)
         };
         let index = self.lock().log.len() - 1;
+        // The request takes effect: now, or before a crash or a lost answer (fault `None`).
+        let apply = |fault| {
+            self.apply(
+                index,
+                &parts.method,
+                &resource,
+                &namespace,
+                name.as_deref(),
+                &params,
+                &content_type,
+                &bytes,
+                is_watch,
+                fault,
+                incarnation,
+            )
+        };
 
         if let Some(crash) = crash {
             let what = format!(
@@ -620,19 +636,7 @@ impl FakeApi {
                 if crash.after_apply { " (applied)" } else { "" }
             );
             if crash.after_apply {
-                let _ = self.apply(
-                    index,
-                    &parts.method,
-                    &resource,
-                    &namespace,
-                    name.as_deref(),
-                    &params,
-                    &content_type,
-                    &bytes,
-                    is_watch,
-                    None,
-                    incarnation,
-                );
+                let _ = apply(None);
             }
             {
                 let mut state = self.lock();
@@ -658,37 +662,13 @@ impl FakeApi {
                 return answer(409, &status(409, "Conflict", "simulated conflict"));
             }
             Some(Fault::LostAnswer) => {
-                let _ = self.apply(
-                    index,
-                    &parts.method,
-                    &resource,
-                    &namespace,
-                    name.as_deref(),
-                    &params,
-                    &content_type,
-                    &bytes,
-                    is_watch,
-                    None,
-                    incarnation,
-                );
+                let _ = apply(None);
                 self.set_code(index, 0);
                 return refused();
             }
             _ => {}
         }
-        self.apply(
-            index,
-            &parts.method,
-            &resource,
-            &namespace,
-            name.as_deref(),
-            &params,
-            &content_type,
-            &bytes,
-            is_watch,
-            fault,
-            incarnation,
-        )
+        apply(fault)
     }
 
     fn set_code(&self, index: usize, code: u16) {

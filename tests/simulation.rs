@@ -297,12 +297,16 @@ fn sim_worker() {
 ///   applied was refused with 422 and the runner exited 1 (now computed again, as on a 409);
 /// - 4130610578526363049 and 11591562452005708865: a runner restarted after the engine was set
 ///   to `stop` recorded attempts an earlier runner had started as "aborted before it started",
-///   leaving their Jobs and checkpoints (now run through their abort, which deletes them).
-const REGRESSION_SEEDS: [u64; 4] = [
+///   leaving their Jobs and checkpoints (now run through their abort, which deletes them);
+/// - 4921373764459497156: with the late-restart timer defect put back by hand (Monitor's
+///   clocks counting from the runner's start, not the Monitor entry), a restarted runner let
+///   the user's 165 s deadline run to 207 s.
+const REGRESSION_SEEDS: [u64; 5] = [
     1,
     13_415_596_543_292_994_207,
     4_130_610_578_526_363_049,
     11_591_562_452_005_708_865,
+    4_921_373_764_459_497_156,
 ];
 
 #[test]

@@ -44,6 +44,8 @@ pub struct Schedule {
     pub crashes: Vec<CrashPoint>,
     /// Simulated time after which `spec.engineState` is set to `stop`.
     pub abort_after: Option<Duration>,
+    /// `chaos-runner.io/monitor-timeout` (seconds): the user's deadline on Monitor.
+    pub monitor_timeout: Option<u64>,
 }
 
 impl Schedule {
@@ -104,6 +106,8 @@ impl Schedule {
             0 => Some(Duration::from_millis(rng.below(240_000))),
             _ => None,
         };
+        // Drawn last: the draws above, hence the schedules of older seeds, stay the same.
+        let monitor_timeout = (rng.below(4) == 0).then(|| 120 + rng.below(300));
         Schedule {
             seed,
             experiments,
@@ -115,6 +119,7 @@ impl Schedule {
             fault_per_mille,
             crashes,
             abort_after,
+            monitor_timeout,
         }
     }
 
@@ -139,6 +144,12 @@ impl Schedule {
             annotations.insert(
                 "chaos-runner.io/max-parallel".into(),
                 json!(parallel.to_string()),
+            );
+        }
+        if let Some(seconds) = self.monitor_timeout {
+            annotations.insert(
+                "chaos-runner.io/monitor-timeout".into(),
+                json!(seconds.to_string()),
             );
         }
         let experiments: Vec<Value> = self
@@ -178,7 +189,7 @@ impl Schedule {
     /// One line for logs and replays.
     pub fn describe(&self) -> String {
         format!(
-            "experiments {:?} iterations {:?} max-parallel {:?} policy {} mode {} faults {}‰ crashes {:?} abort {:?}",
+            "experiments {:?} iterations {:?} max-parallel {:?} policy {} mode {} faults {}‰ crashes {:?} abort {:?} monitor-timeout {:?}",
             self.experiments,
             self.iterations_annotation,
             self.max_parallel,
@@ -194,6 +205,7 @@ impl Schedule {
                 .map(|c| format!("{}{}", c.request, if c.after_apply { "a" } else { "b" }))
                 .collect::<Vec<_>>(),
             self.abort_after,
+            self.monitor_timeout,
         )
     }
 }
@@ -298,6 +310,8 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     let mut restarts_after_error = 0u32;
     let mut finished = None;
     let mut incarnation = 0u32;
+    // Each incarnation's life on the runner's clock (ms): from its start to its end.
+    let mut lives: Vec<(u64, u64)> = Vec::new();
     loop {
         if incarnation >= 40 {
             outcome
@@ -314,6 +328,8 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
             shutdown,
         ));
         let crash = api.crash.notified();
+        // Alive until its end is known (the last one, to the end of the simulation).
+        lives.push((chaos_runner::cluster::clock::now_ms(), u64::MAX));
         tokio::select! {
             ended = &mut run => {
                 api.lock().kill(incarnation);
@@ -362,6 +378,9 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
                 ));
                 break;
             }
+        }
+        if let Some(life) = lives.last_mut() {
+            life.1 = chaos_runner::cluster::clock::now_ms();
         }
         incarnation += 1;
     }
@@ -417,6 +436,7 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     }
     if finished.is_some() {
         check(&schedule, &state, &mut outcome.problems);
+        check_monitor_deadlines(&schedule, &state, &lives, &mut outcome.problems);
     }
     outcome
 }
@@ -447,17 +467,21 @@ fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
             .and_then(Value::as_str)
             .unwrap_or("");
         let status = found[0].get("status").and_then(Value::as_str).unwrap_or("");
-        let ok = if aborted {
-            (got == *verdict && status == "Completed")
-                || (got == "Stopped" && status == "Forcefully Aborted")
-        } else {
-            got == *verdict && status == "Completed"
-        };
+        // A user deadline may end an attempt before its verdict: Error, Skipped.
+        let cut = schedule.monitor_timeout.is_some() && got == "Error" && status == "Skipped";
+        let ok = (got == *verdict && status == "Completed")
+            || (aborted && got == "Stopped" && status == "Forcefully Aborted")
+            || cut;
         if !ok {
             problems.push(format!(
-                "entry of {name}: status {status:?} verdict {got:?}, expected {verdict:?}{}",
+                "entry of {name}: status {status:?} verdict {got:?}, expected {verdict:?}{}{}",
                 if aborted {
                     " (or Stopped, aborted)"
+                } else {
+                    ""
+                },
+                if schedule.monitor_timeout.is_some() {
+                    " (or Error, Skipped: the deadline)"
                 } else {
                     ""
                 }
@@ -504,11 +528,27 @@ fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
                 && pod.pointer("/status/phase").and_then(Value::as_str) == Some("Succeeded")
         })
     };
+    // An attempt the user's deadline ended is finished too, its pod maybe still running: its
+    // Job is kept with the policy retain (its experiment's entry says Error, Skipped).
+    let cut_by_deadline = |job: &Value| {
+        let name = job
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        schedule.monitor_timeout.is_some()
+            && entries.iter().any(|e| {
+                e.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|exp| name.starts_with(&format!("{exp}-")))
+                    && e.get("verdict").and_then(Value::as_str) == Some("Error")
+                    && e.get("status").and_then(Value::as_str) == Some("Skipped")
+            })
+    };
     if schedule.cleanup_delete || aborted {
         let left: Vec<&Value> = state
             .list("jobs", NAMESPACE)
             .into_iter()
-            .filter(|job| schedule.cleanup_delete || !pod_ended(job))
+            .filter(|job| schedule.cleanup_delete || !(pod_ended(job) || cut_by_deadline(job)))
             .collect();
         if !left.is_empty() {
             let names: Vec<&str> = left
@@ -581,5 +621,65 @@ fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
     }
     for write in stale {
         problems.push(format!("write after a newer incarnation wrote: {write}"));
+    }
+}
+
+/// How late Monitor may end past the user's deadline while a runner is up and settled.
+const DEADLINE_SLACK_MS: u64 = 3_000;
+/// How long a runner that starts after the deadline passed may take to act on it (start-up
+/// reads under faults and their retries).
+const RESUME_SLACK_MS: u64 = 60_000;
+
+/// The user's deadline counts from the Monitor entry, across restarts: every attempt of the
+/// kept trail leaves Monitor by entry + deadline, or soon after a runner came up near or after
+/// that time. A runner counting from its own start would leave it a deadline after its start.
+fn check_monitor_deadlines(
+    schedule: &Schedule,
+    state: &api::State,
+    lives: &[(u64, u64)],
+    problems: &mut Vec<String>,
+) {
+    let Some(seconds) = schedule.monitor_timeout else {
+        return;
+    };
+    let Some(engine) = state.get("chaosengines", NAMESPACE, ENGINE) else {
+        return;
+    };
+    let annotations: Option<BTreeMap<String, String>> = engine
+        .pointer("/metadata/annotations")
+        .and_then(|a| serde_json::from_value(a.clone()).ok());
+    let Some(ledger) = Ledger::from_annotations(annotations.as_ref()) else {
+        return;
+    };
+    let ms = |at: &str| {
+        at.parse::<k8s_openapi::jiff::Timestamp>()
+            .map(|t| t.as_millisecond() as u64)
+            .ok()
+    };
+    let mut entered: BTreeMap<&str, u64> = BTreeMap::new();
+    for entry in &ledger.trail {
+        let Some(at) = ms(&entry.at) else { continue };
+        if entry.to == "Monitor" && entry.from != "Monitor" {
+            entered.insert(&entry.attempt, at);
+        } else if entry.from == "Monitor"
+            && entry.to == "AwaitResult"
+            && let Some(&since) = entered.get(entry.attempt.as_str())
+        {
+            let due = since + seconds * 1000;
+            // On time; or decided again by a runner that came up near or after the deadline
+            // (the one up at the deadline may have died before its decision was stored).
+            let redecided = lives.iter().any(|(born, _)| {
+                born + RESUME_SLACK_MS > due && *born <= at && at <= born + RESUME_SLACK_MS
+            });
+            let allowed = due + DEADLINE_SLACK_MS;
+            if at > allowed && !redecided {
+                problems.push(format!(
+                    "{} left Monitor {} ms after entering it: deadline {seconds} s, and no \
+                     runner came up near then",
+                    entry.attempt,
+                    at - since
+                ));
+            }
+        }
     }
 }

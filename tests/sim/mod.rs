@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use chaos_runner::contract::config::RunnerConfig;
 use chaos_runner::contract::hash::fnv1a64;
-use chaos_runner::contract::record::{Ledger, PLANNED, transition_event_key};
+use chaos_runner::contract::job::job_name;
+use chaos_runner::contract::record::{Ledger, Mark, PLANNED, transition_event_key};
 use chaos_runner::run::context::{RunEnd, RunOptions};
 use serde_json::{Value, json};
 
@@ -528,27 +529,22 @@ fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
                 && pod.pointer("/status/phase").and_then(Value::as_str) == Some("Succeeded")
         })
     };
-    // An attempt the user's deadline ended is finished too, its pod maybe still running: its
-    // Job is kept with the policy retain (its experiment's entry says Error, Skipped).
-    let cut_by_deadline = |job: &Value| {
-        let name = job
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        schedule.monitor_timeout.is_some()
-            && entries.iter().any(|e| {
-                e.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|exp| name.starts_with(&format!("{exp}-")))
-                    && e.get("verdict").and_then(Value::as_str) == Some("Error")
-                    && e.get("status").and_then(Value::as_str) == Some("Skipped")
-            })
-    };
+    // After an abort under the policy retain, only the Jobs of attempts that had ended before
+    // it (by the progress the runner recorded) may stay, their pods maybe still running (a
+    // user deadline ends an attempt without stopping its pod).
+    let ended_before_abort = ended_attempts_jobs(engine);
     if schedule.cleanup_delete || aborted {
         let left: Vec<&Value> = state
             .list("jobs", NAMESPACE)
             .into_iter()
-            .filter(|job| schedule.cleanup_delete || !(pod_ended(job) || cut_by_deadline(job)))
+            .filter(|job| {
+                let name = job.pointer("/metadata/name").and_then(Value::as_str);
+                let kept = match &ended_before_abort {
+                    Some(ended) => name.is_some_and(|n| ended.contains(n)),
+                    None => pod_ended(job),
+                };
+                schedule.cleanup_delete || !kept
+            })
             .collect();
         if !left.is_empty() {
             let names: Vec<&str> = left
@@ -682,4 +678,27 @@ fn check_monitor_deadlines(
             }
         }
     }
+}
+
+/// The Jobs of the attempts the record shows ended with a verdict or skipped (not aborted, not
+/// in flight), by name; `None` without a readable record and plan.
+fn ended_attempts_jobs(engine: &Value) -> Option<BTreeSet<String>> {
+    let uid = engine.pointer("/metadata/uid").and_then(Value::as_str)?;
+    let annotations: BTreeMap<String, String> =
+        serde_json::from_value(engine.pointer("/metadata/annotations")?.clone()).ok()?;
+    let ledger = Ledger::from_annotations(Some(&annotations))?;
+    let plan = ledger.header.plan.as_ref()?.resolve().ok()?;
+    let scope = format!("{uid}/{}", ledger.header.run_id);
+    Some(
+        plan.items
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| {
+                ledger.progress_of(*position).is_some_and(|p| {
+                    matches!(p.mark, Mark::Passed | Mark::NotPassed | Mark::Skipped)
+                })
+            })
+            .map(|(_, item)| job_name(&scope, &item.experiment, None, item.iteration))
+            .collect(),
+    )
 }

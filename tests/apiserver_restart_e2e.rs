@@ -4,8 +4,10 @@
 //! in Cleanup. The run rides both out in one process and converges: exit 0, one Job per attempt,
 //! the right verdicts, every transition in the trail once with its Event once, no Job left.
 //!
-//! Its own test binary, and ignored by default: the restarts would disturb the tests of any
-//! binary running beside or after it (see the test).
+//! Its own test binary, so no other test's requests meet the restarts (cargo runs test binaries
+//! one after another). `tests/cluster/plane restart-apiserver` restarts kube-controller-manager
+//! after the apiserver, as a cluster's kubelet does when leader election makes it exit, so the
+//! next binary finds working controllers.
 
 mod common;
 
@@ -97,12 +99,7 @@ async fn restarted(
     Ok(())
 }
 
-/// Not in the default suite: after a restart the plane's kube-controller-manager can take a
-/// minute or more to create and collect pods again (its Job queue backs off), which failed the
-/// next test binary's cases (pods left after their Jobs went). Run it alone:
-/// `cargo test --features e2e --test apiserver_restart_e2e -- --ignored`.
 #[tokio::test]
-#[ignore = "restarts the shared plane's apiserver; run alone with --ignored"]
 async fn a_run_rides_out_apiserver_restarts_in_monitor_and_in_cleanup() -> anyhow::Result<()> {
     let world = World::new(&SUITE, "apiserver-restart", SERVICE_ACCOUNT, engine("8")).await?;
     let mut runner: RunnerProcess = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;

@@ -5,6 +5,7 @@
 //! aborted; `check` then asks what the e2e crash tests ask of a real run.
 
 pub mod api;
+pub mod observed;
 pub mod world;
 
 pub mod rng {
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 
 use api::{CrashPoint, FakeApi, FaultRates, NAMESPACE};
 use rng::SplitMix;
-use world::PodBehaviour;
+use world::{PodBehaviour, PodTimes};
 
 pub const ENGINE: &str = "sim-engine";
 
@@ -47,6 +48,8 @@ pub struct Schedule {
     pub abort_after: Option<Duration>,
     /// `chaos-runner.io/monitor-timeout` (seconds): the user's deadline on Monitor.
     pub monitor_timeout: Option<u64>,
+    /// Every pod's times, instead of drawn ones (scenarios shared with the plane).
+    pub pod_times: Option<PodTimes>,
 }
 
 impl Schedule {
@@ -121,6 +124,7 @@ impl Schedule {
             crashes,
             abort_after,
             monitor_timeout,
+            pod_times: None,
         }
     }
 
@@ -241,19 +245,28 @@ pub struct Outcome {
     pub faults: BTreeMap<String, u64>,
     /// Requests refused with 422.
     pub invalid: u64,
+    /// What a user sees of the finished run (`None` when it did not finish).
+    pub observed: Option<observed::Observed>,
+    /// The first incarnation's requests: (its index, the resource).
+    pub first_requests: Vec<(u32, String)>,
 }
 
 /// Runs one schedule to its end on a fresh paused runtime; `verbose` prints the request log.
 pub fn run_schedule(seed: u64, verbose: bool) -> Outcome {
+    run_given(Schedule::from_seed(seed), verbose)
+}
+
+/// Runs `schedule` to its end on a fresh paused runtime.
+pub fn run_given(schedule: Schedule, verbose: bool) -> Outcome {
     // backon's retry jitter draws from fastrand's thread-local generator (forked per call):
     // seeded, it replays the same waits.
-    fastrand::seed(seed);
+    fastrand::seed(schedule.seed);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .expect("a runtime");
-    runtime.block_on(simulate(Schedule::from_seed(seed), verbose))
+    runtime.block_on(simulate(schedule, verbose))
 }
 
 async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
@@ -282,7 +295,13 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     let behaviours: BTreeMap<String, PodBehaviour> = schedule
         .experiments
         .iter()
-        .map(|(n, v)| (n.clone(), PodBehaviour { verdict: v }))
+        .map(|(n, v)| {
+            let behaviour = PodBehaviour {
+                verdict: v,
+                times: schedule.pod_times,
+            };
+            (n.clone(), behaviour)
+        })
         .collect();
     let world = tokio::spawn(world::run(
         api.clone(),
@@ -394,6 +413,12 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     let state = api.lock();
     outcome.aborted = state.aborted;
     outcome.requests = state.log.len();
+    outcome.first_requests = state
+        .log
+        .iter()
+        .filter(|entry| entry.incarnation == 0)
+        .map(|entry| (entry.nth, entry.resource.clone()))
+        .collect();
     outcome.faults = state.faults.clone();
     if verbose {
         for entry in &state.log {
@@ -436,6 +461,16 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
         eprintln!("final annotations:\n  {}", trail.join("\n  "));
     }
     if finished.is_some() {
+        outcome.observed = state.get("chaosengines", NAMESPACE, ENGINE).map(|engine| {
+            let created: Vec<&str> = state.job_creates.keys().map(String::as_str).collect();
+            let jobs = state.list("jobs", NAMESPACE);
+            let left: Vec<&str> = jobs
+                .iter()
+                .filter_map(|job| job.pointer("/metadata/name")?.as_str())
+                .collect();
+            let events: Vec<&Value> = state.list("events", NAMESPACE);
+            observed::Observed::of(engine, &events, &created, &left)
+        });
         check(&schedule, &state, &mut outcome.problems);
         check_monitor_deadlines(&schedule, &state, &lives, &mut outcome.problems);
     }

@@ -17,17 +17,19 @@ use super::rng::SplitMix;
 pub struct PodBehaviour {
     /// Pass or Fail, written into the ChaosResult.
     pub verdict: &'static str,
+    /// The pods' times, instead of drawing them (a scenario shared with the plane).
+    pub times: Option<PodTimes>,
 }
 
 /// What happens to one pod, drawn when its Job is created.
 #[derive(Debug, Clone, Copy)]
-struct PodTimes {
+pub struct PodTimes {
     /// Job created → pod created (the Job controller).
-    create: Duration,
+    pub create: Duration,
     /// Pod created → Running (scheduling, image pull).
-    start: Duration,
+    pub start: Duration,
     /// Running → the experiment ends.
-    run: Duration,
+    pub run: Duration,
 }
 
 #[derive(Debug)]
@@ -74,7 +76,12 @@ pub async fn run(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let t = draw_times(&mut rng);
+            let drawn = draw_times(&mut rng);
+            let fixed = behaviours
+                .iter()
+                .find(|(experiment, _)| name.starts_with(&format!("{experiment}-")))
+                .and_then(|(_, b)| b.times);
+            let t = fixed.unwrap_or(drawn);
             times.insert(name.clone(), t);
             due.push((Instant::now() + t.create, name, Step::CreatePod));
         }

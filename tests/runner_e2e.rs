@@ -1313,6 +1313,180 @@ async fn a_record_of_a_newer_schema_is_reported_and_left_alone() -> anyhow::Resu
     no_orphans(&world).await
 }
 
+/// `{"x": {"x": …}}`, `levels` deep: deeper than serde_json reads (128 levels), which the
+/// upstream CRDs let users store wherever they keep unknown fields.
+fn nested(levels: usize) -> Value {
+    let mut deep = json!({});
+    for _ in 0..levels {
+        deep = json!({ "x": deep });
+    }
+    deep
+}
+
+/// A raw request on a Litmus object `plural`/`name` (a POST when `name` is empty) in the
+/// world's namespace; the answer is not decoded (the test's client cannot decode deep objects
+/// either).
+async fn raw_litmus_request(
+    world: &World,
+    method: http::Method,
+    plural: &str,
+    name: &str,
+    body: Option<Value>,
+) -> anyhow::Result<String> {
+    let path = format!(
+        "/apis/litmuschaos.io/v1alpha1/namespaces/{}/{plural}/{name}",
+        world.ns.name()
+    );
+    let content_type = if method == http::Method::PATCH {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path.trim_end_matches('/'))
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body.unwrap_or_default())?;
+    Ok(world.ns.client().request_text(request).await?)
+}
+
+/// An engine nested too deep is reported, not crash-looped on: the upstream CRD keeps unknown
+/// fields under `spec.components.runner`, where the API server stores 150 levels. The runner
+/// reads the uid raw (even the metadata does not decode: `managedFields` mirror the nesting),
+/// reports (Warning on the engine, `status.chaosRunner.failure`), exits 0, creates nothing.
+#[tokio::test]
+async fn an_engine_nested_too_deep_is_reported_not_crash_looped() -> anyhow::Result<()> {
+    let world = new_world("bad-deep", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let patch = json!({"spec": {"components": {"runner": {"deep": nested(150)}}}});
+    raw_litmus_request(
+        &world,
+        http::Method::PATCH,
+        "chaosengines",
+        ENGINE,
+        Some(patch),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    let warning = world
+        .expect_warning("EngineInvalid", &["cannot be decoded", "recursion limit"])
+        .await?;
+    ensure!(
+        warning.involved_object.uid.as_deref() == Some(world.uid.as_str()),
+        "the Event names another object than the engine (uid {}): {:?}",
+        world.uid,
+        warning.involved_object
+    );
+    let stored =
+        raw_litmus_request(&world, http::Method::GET, "chaosengines", ENGINE, None).await?;
+    ensure!(
+        stored.contains(r#""failure":"the ChaosEngine cannot be decoded"#),
+        "no failure in the stored engine's status: {}",
+        stored
+            .get(stored.find("\"status\"").unwrap_or(0)..)
+            .unwrap_or("")
+    );
+    world.expect_no_job_created()?;
+    no_orphans(&world).await
+}
+
+/// A ChaosExperiment nested too deep (its CRD keeps unknown fields in `spec.definition`) is
+/// malformed like one of a wrong type: the dependency check names it, the experiment is skipped,
+/// the run goes on and exits 0; before, the runner crash-looped on it.
+#[tokio::test]
+async fn an_experiment_nested_too_deep_is_skipped_with_a_reason() -> anyhow::Result<()> {
+    let world = new_world(
+        "bad-deep-exp",
+        SA_DEPLOY,
+        engine("delete", vec![experiment("e2e-deep", &[])]),
+    )
+    .await?;
+    let experiment = json!({
+        "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosExperiment",
+        "metadata": {"name": "e2e-deep", "labels": {"name": "e2e-deep"}},
+        "spec": {"definition": {
+            "scope": "Namespaced", "image": "litmuschaos/go-runner:3.18.0",
+            "command": ["/bin/bash"], "args": ["-c", "./experiments -name pod-delete"],
+            "deep": nested(150),
+        }}
+    });
+    raw_litmus_request(
+        &world,
+        http::Method::POST,
+        "chaosexperiments",
+        "",
+        Some(experiment),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-deep"], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    world
+        .expect_warning(
+            "ExperimentDependencyCheck",
+            &[
+                "ChaosExperiment e2e-deep cannot be decoded",
+                "recursion limit",
+            ],
+        )
+        .await?;
+    check_entries(
+        &world,
+        &world.status().await?,
+        &[("e2e-deep", Some("N/A"), "Skipped", "Fail")],
+    )?;
+    world.expect_no_job_created()?;
+    no_orphans(&world).await
+}
+
+/// A ChaosResult nested too deep (its CRD keeps unknown fields in `status`) still gives its
+/// verdict: the runner, frozen in Monitor while the experiment writes its verdict and someone
+/// adds 150 levels to the result's status, reads it raw without the limit and records Pass.
+#[tokio::test]
+async fn a_result_nested_too_deep_still_gives_its_verdict() -> anyhow::Result<()> {
+    let world = new_world(
+        "bad-deep-result",
+        SA_DEPLOY,
+        engine(
+            "delete",
+            vec![experiment("e2e-pass", &[("PODSIM_SECONDS", "1")])],
+        ),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass"], &[])?;
+    world.monitoring_its_pod("e2e-pass#1").await?;
+    runner.kill(Signal::Stop)?;
+    let result = format!("{ENGINE}-e2e-pass");
+    wait_until(
+        RUN_TIMEOUT,
+        "the experiment wrote verdict Pass",
+        async || {
+            let text = raw_litmus_request(&world, http::Method::GET, "chaosresults", &result, None)
+                .await
+                .unwrap_or_default();
+            Ok(text.contains(r#""verdict":"Pass""#).then_some(()))
+        },
+    )
+    .await?;
+    let patch = json!({"status": {"deep": nested(150)}});
+    raw_litmus_request(
+        &world,
+        http::Method::PATCH,
+        "chaosresults",
+        &result,
+        Some(patch),
+    )
+    .await?;
+    runner.kill(Signal::Cont)?;
+    expect_exit(&mut runner, 0).await?;
+    check_entries(
+        &world,
+        &world.status().await?,
+        &[("e2e-pass", None, "Completed", "Pass")],
+    )?;
+    no_orphans(&world).await
+}
+
 #[tokio::test]
 async fn a_missing_engine_exits_0_with_a_clear_log() -> anyhow::Result<()> {
     let world = new_world("bad-noengine", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;

@@ -40,6 +40,18 @@ impl ApiError {
         self.code() == Some(404)
     }
 
+    /// The answer came but could not be decoded (e.g. JSON nested deeper than serde_json's
+    /// 128 levels, which a CRD's `x-kubernetes-preserve-unknown-fields` lets users store).
+    pub fn is_undecodable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Kube {
+                source: kube::Error::SerdeError(_),
+                ..
+            }
+        )
+    }
+
     /// 409: a conflict on `resourceVersion` or an object that already exists.
     pub fn is_conflict(&self) -> bool {
         self.code() == Some(409)

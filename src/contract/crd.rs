@@ -33,6 +33,55 @@ pub fn engine_resource() -> kube::api::ApiResource {
     )
 }
 
+/// The stack of the thread of [`read_however_deep`]: serde recurses once per level of nesting
+/// (a few hundred bytes each). The API server decodes JSON at most 10,000 levels deep and
+/// `managedFields` mirror a field's nesting about twice over: a few MiB at most. Reserved, not
+/// touched, beyond what the nesting uses.
+const DEEP_READ_STACK: usize = 64 << 20;
+
+/// Decodes a `T` from `json` however deeply it is nested, and gives it to `take`: serde_json
+/// refuses more than 128 levels, which a CRD's `x-kubernetes-preserve-unknown-fields` lets a
+/// user store (and the object's `managedFields` mirror). Decoded without that limit on a thread
+/// whose stack fits the nesting, where `take` runs and the `T` is dropped too (dropping a deep
+/// value recurses as well); only what `take` returns comes back.
+pub fn read_however_deep<T, R>(
+    json: String,
+    take: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<R, String>
+where
+    T: serde::de::DeserializeOwned,
+    R: Send + 'static,
+{
+    let reader = std::thread::Builder::new()
+        .name("deep-read".into())
+        .stack_size(DEEP_READ_STACK)
+        .spawn(move || {
+            let mut deserializer = serde_json::Deserializer::from_str(&json);
+            deserializer.disable_recursion_limit();
+            T::deserialize(&mut deserializer).map(take)
+        })
+        .map_err(|error| format!("cannot start a thread to read it: {error}"))?;
+    match reader.join() {
+        Ok(read) => read.map_err(|error| error.to_string()),
+        Err(_) => Err("reading it panicked".into()),
+    }
+}
+
+/// `metadata.uid` of an object in `json`, however deep ([`read_however_deep`]); everything
+/// else is skipped. `Ok(None)` when the object has none.
+pub fn uid_however_deep(json: String) -> Result<Option<String>, String> {
+    #[derive(Deserialize)]
+    struct Metadata {
+        #[serde(default)]
+        uid: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Object {
+        metadata: Metadata,
+    }
+    read_however_deep(json, |object: Object| object.metadata.uid)
+}
+
 /// Engine annotation that enables `spec.components.sidecar` (any value but `"false"`).
 pub const SIDECAR_ANNOTATION: &str = "sidecar/enabled";
 
@@ -848,6 +897,29 @@ impl ChaosResult {
             .as_ref()
             .and_then(|status| status.experiment_status.phase.as_ref())
     }
+    /// What the runner takes from it.
+    pub fn reading(&self) -> ResultReading {
+        let status = self.status.as_ref().map(|s| &s.experiment_status);
+        ResultReading {
+            verdict: self.verdict().map(|v| v.as_str().to_string()),
+            phase: self
+                .phase()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            fail_reason: status
+                .and_then(|s| s.error_output.as_ref())
+                .map(|e| e.reason.clone())
+                .filter(|r| !r.is_empty()),
+        }
+    }
+}
+
+/// What the runner takes from a ChaosResult: the verdict, the phase, the failure's reason.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResultReading {
+    pub verdict: Option<String>,
+    pub phase: String,
+    pub fail_reason: Option<String>,
 }
 
 /// `spec` of a ChaosResult.
@@ -923,6 +995,34 @@ pub struct ErrorOutput {
 
 #[cfg(test)]
 mod tests {
+    /// `{"x":{"x":…}}` `levels` deep, as a string (no serde_json::Value that deep is built).
+    fn nested(levels: usize) -> String {
+        format!("{}{{}}{}", r#"{"x":"#.repeat(levels), "}".repeat(levels))
+    }
+
+    #[test]
+    fn the_uid_is_read_however_deep_the_object_is_nested() {
+        let levels = 40_000;
+        let json = format!(
+            r#"{{"kind":"ChaosEngine","spec":{},"metadata":{{"name":"e","uid":"u-1","managedFields":[{{"fieldsV1":{}}}]}}}}"#,
+            nested(levels),
+            nested(2 * levels)
+        );
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&json)
+                .unwrap_err()
+                .to_string()
+                .contains("recursion limit"),
+            "serde_json's default limit refuses it"
+        );
+        assert_eq!(super::uid_however_deep(json), Ok(Some("u-1".into())));
+        assert_eq!(
+            super::uid_however_deep(r#"{"metadata":{}}"#.into()),
+            Ok(None)
+        );
+        assert!(super::uid_however_deep("{".into()).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@ use crate::cluster::api::{ApiError, call, call_opt};
 use crate::cluster::engine_writer::{ExperimentEntry, StatusChange};
 use crate::cluster::events::{EventReport, EventType};
 use crate::cluster::observe::{PodPhase, PodView};
-use crate::contract::crd::{ChaosExperiment, ChaosResult};
+use crate::contract::crd::{ChaosExperiment, ChaosResult, ResultReading, read_however_deep};
 use crate::contract::merge::{self, DependencyKind, ExperimentRun};
 use crate::contract::plan::PlanItem;
 use crate::contract::record::{
@@ -720,13 +720,24 @@ impl AttemptRunner {
                     &kube::api::ApiResource::erase::<ChaosExperiment>(&()),
                 );
                 let what = format!("get ChaosExperiment {name}");
-                let Some(raw) = call_opt(&what, || api.get(&name)).await? else {
-                    self.facts = Some(Err(format!("ChaosExperiment {name} not found")));
-                    return Ok(None);
+                let raw = match call_opt(&what, || api.get(&name)).await {
+                    Ok(Some(raw)) => Ok(raw),
+                    Ok(None) => {
+                        self.facts = Some(Err(format!("ChaosExperiment {name} not found")));
+                        return Ok(None);
+                    }
+                    // E.g. nested deeper than kube's decoder reads (the CRD keeps unknown
+                    // fields in the definition): as malformed as a wrong type.
+                    Err(error) if error.is_undecodable() => {
+                        Err(format!("ChaosExperiment {name} cannot be decoded: {error}"))
+                    }
+                    Err(error) => return Err(error.into()),
                 };
-                let experiment = decode_experiment(raw)
-                    .map(Arc::new)
-                    .map_err(|e| format!("ChaosExperiment {name} is malformed: {e}"));
+                let experiment = raw.and_then(|raw| {
+                    decode_experiment(raw)
+                        .map(Arc::new)
+                        .map_err(|e| format!("ChaosExperiment {name} is malformed: {e}"))
+                });
                 if let Ok(mut cache) = self.context.experiments.lock() {
                     cache.insert(name, experiment.clone());
                 }
@@ -1073,31 +1084,25 @@ impl AttemptRunner {
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(100);
         loop {
-            let found = call_opt(&what, || results.get(&name)).await?;
-            let verdict = found
+            let found = match call_opt(&what, || results.get(&name)).await {
+                Ok(found) => found.map(|result| result.reading()),
+                // Nested too deep for kube's decoder (the CRD keeps unknown fields in spec
+                // and status): read raw, without the limit.
+                Err(error) if error.is_undecodable() => self.read_result_raw(&name).await?,
+                Err(error) => return Err(error.into()),
+            };
+            let final_verdict = found
                 .as_ref()
-                .and_then(|r| r.verdict())
-                .map(|v| v.as_str().to_string());
-            let final_verdict = verdict
-                .as_deref()
+                .and_then(|r| r.verdict.as_deref())
                 .is_some_and(|v| states::FinalVerdict::from_result(v).is_some());
             if final_verdict || !pod_succeeded || started.elapsed() >= RESULT_GRACE {
                 return Ok(match found {
                     None => Input::ResultMissing,
-                    Some(result) => {
-                        let status = result.status.as_ref().map(|s| &s.experiment_status);
-                        Input::ResultSeen {
-                            verdict: verdict.unwrap_or_default(),
-                            phase: status
-                                .and_then(|s| s.phase.as_ref())
-                                .map(|p| p.as_str().to_string())
-                                .unwrap_or_default(),
-                            fail_reason: status
-                                .and_then(|s| s.error_output.as_ref())
-                                .map(|e| e.reason.clone())
-                                .filter(|r| !r.is_empty()),
-                        }
-                    }
+                    Some(reading) => Input::ResultSeen {
+                        verdict: reading.verdict.unwrap_or_default(),
+                        phase: reading.phase,
+                        fail_reason: reading.fail_reason,
+                    },
                 });
             }
             if let Some(reason) = self.take_abort() {
@@ -1106,6 +1111,35 @@ impl AttemptRunner {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// ChaosResult `name` read raw and decoded however deep it is nested; one that does not
+    /// decode even so reads as having no verdict, with the reason as its failure.
+    async fn read_result_raw(&self, name: &str) -> Result<Option<ResultReading>, RunError> {
+        use kube::Resource as _;
+        let path = ChaosResult::url_path(&(), Some(&self.context.config.namespace));
+        let requests = kube::core::Request::new(path);
+        let params = kube::api::GetParams::default();
+        let what = format!("get ChaosResult {name} (raw)");
+        let client = &self.context.client;
+        let Some(text) = call_opt(&what, || {
+            let request = requests.get(name, &params);
+            async move {
+                client
+                    .request_text(request.map_err(kube::Error::BuildRequest)?)
+                    .await
+            }
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        let reading = read_however_deep(text, |result: ChaosResult| result.reading())
+            .unwrap_or_else(|error| ResultReading {
+                fail_reason: Some(format!("the ChaosResult cannot be decoded: {error}")),
+                ..ResultReading::default()
+            });
+        Ok(Some(reading))
     }
 
     async fn delete_job(&mut self, job: &str) -> Result<Input, RunError> {

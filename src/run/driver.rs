@@ -180,17 +180,33 @@ async fn open_engine(
     tracing::info!(mode, "{}", access.describe());
 
     let what = format!("get ChaosEngine {}", config.engine_name);
-    let Some(raw_engine) = call_opt(&what, || engines.get(&config.engine_name)).await? else {
-        tracing::error!(engine = %config.engine_name, %namespace, "ChaosEngine not found: nothing to run");
-        return Ok(Err(RunEnd::EngineGone));
+    let raw_engine = match call_opt(&what, || engines.get(&config.engine_name)).await {
+        Ok(Some(engine)) => engine,
+        Ok(None) => {
+            tracing::error!(engine = %config.engine_name, %namespace, "ChaosEngine not found: nothing to run");
+            return Ok(Err(RunEnd::EngineGone));
+        }
+        // It would not decode better after a restart: report it rather than crash-loop,
+        // reading the uid raw (even the metadata may not decode: `managedFields` mirror the
+        // nesting).
+        Err(error) if error.is_undecodable() => {
+            let Some(uid) = uid_of_undecodable_engine(client, config).await? else {
+                return Ok(Err(RunEnd::EngineGone));
+            };
+            let events =
+                EventSink::new(client.clone(), engine_ref(config, uid), access.patch_events);
+            let message = format!("the ChaosEngine cannot be decoded: {error}");
+            let end = report_unrunnable(client, &events, config, "EngineInvalid", message);
+            return end.await.map(Err);
+        }
+        Err(error) => return Err(error.into()),
     };
     let engine_uid = raw_engine.metadata.uid.clone().unwrap_or_default();
-    let engine_ref = EngineRef {
-        name: config.engine_name.clone(),
-        namespace: namespace.clone(),
-        uid: engine_uid.clone(),
-    };
-    let events = EventSink::new(client.clone(), engine_ref, access.patch_events);
+    let events = EventSink::new(
+        client.clone(),
+        engine_ref(config, engine_uid.clone()),
+        access.patch_events,
+    );
     // An engine this runner cannot read will not read better after a restart: report it where
     // users look and end (exit 0) rather than crash-loop.
     let engine: ChaosEngine = match serde_json::to_value(&raw_engine)
@@ -200,7 +216,7 @@ async fn open_engine(
         Ok(engine) => engine,
         Err(error) => {
             let message = format!("the ChaosEngine spec cannot be read: {error}");
-            let end = report_unrunnable(&events, &engines, config, "EngineInvalid", message);
+            let end = report_unrunnable(client, &events, config, "EngineInvalid", message);
             return end.await.map(Err);
         }
     };
@@ -210,7 +226,7 @@ async fn open_engine(
             // Left as it is: a newer runner's record must not be overwritten by an older one.
             let message = error.to_string();
             let reason = "CheckpointUnreadable";
-            let end = report_unrunnable(&events, &engines, config, reason, message);
+            let end = report_unrunnable(client, &events, config, reason, message);
             return end.await.map(Err);
         }
     };
@@ -584,9 +600,51 @@ const SIGTERM_ENGINE_READ: Duration = Duration::from_secs(3);
 
 /// Reports an engine this runner cannot run: a Warning Event and `status.chaosRunner.failure`
 /// (a merge patch of that one field: the rest of the status stays as it is).
+/// The engine's requests, built by hand where the answer is read raw or not at all.
+fn engine_requests(config: &RunnerConfig) -> kube::core::Request {
+    use kube::Resource as _;
+    let resource = crate::contract::crd::engine_resource();
+    kube::core::Request::new(DynamicObject::url_path(&resource, Some(&config.namespace)))
+}
+
+/// The uid of an engine whose answer kube cannot decode, read raw; `None` when it is gone.
+async fn uid_of_undecodable_engine(
+    client: &kube::Client,
+    config: &RunnerConfig,
+) -> Result<Option<String>, RunError> {
+    let what = format!("get ChaosEngine {} (raw)", config.engine_name);
+    let requests = engine_requests(config);
+    let params = kube::api::GetParams::default();
+    let Some(text) = call_opt(&what, || {
+        let request = requests.get(&config.engine_name, &params);
+        async move {
+            client
+                .request_text(request.map_err(kube::Error::BuildRequest)?)
+                .await
+        }
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    let uid = crate::contract::crd::uid_however_deep(text).unwrap_or_else(|error| {
+        tracing::warn!(%error, "the ChaosEngine's uid cannot be read; its Event names none");
+        None
+    });
+    Ok(Some(uid.unwrap_or_default()))
+}
+
+fn engine_ref(config: &RunnerConfig, uid: String) -> EngineRef {
+    EngineRef {
+        name: config.engine_name.clone(),
+        namespace: config.namespace.clone(),
+        uid,
+    }
+}
+
 async fn report_unrunnable(
+    client: &kube::Client,
     events: &EventSink,
-    engines: &Api<DynamicObject>,
     config: &RunnerConfig,
     reason: &str,
     message: String,
@@ -606,8 +664,15 @@ async fn report_unrunnable(
     let what = format!("patch ChaosEngine {}", config.engine_name);
     let params = kube::api::PatchParams::default();
     let patch = kube::api::Patch::Merge(&patch);
+    let requests = engine_requests(config);
+    // The answer is not read: the engine may not decode.
     call_opt(&what, || {
-        engines.patch(&config.engine_name, &params, &patch)
+        let request = requests.patch(&config.engine_name, &params, &patch);
+        async move {
+            client
+                .request_text(request.map_err(kube::Error::BuildRequest)?)
+                .await
+        }
     })
     .await?;
     Ok(RunEnd::Unrunnable(message))

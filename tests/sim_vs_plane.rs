@@ -98,6 +98,7 @@ impl Scenario {
                 start: Duration::from_secs(1),
                 run: Duration::from_secs(self.pod_seconds),
             }),
+            no_sigterm_listener: false,
         }
     }
 
@@ -116,6 +117,7 @@ impl Scenario {
             crashes.push(CrashPoint {
                 request: nth,
                 after_apply: false,
+                overlap: false,
             });
         }
         let outcome = run_given(self.schedule(crashes), false);

@@ -107,6 +107,11 @@ fn decode(line: &str) -> Option<Report> {
     })
 }
 
+/// The most wall time one schedule may take in a worker.
+const WALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A worker's exit code when a schedule ran over [`WALL_LIMIT`].
+const EXIT_OVERRAN: i32 = 3;
+
 fn replay_command(seed: u64) -> String {
     format!("SIM_SEED={seed} cargo test --test simulation -- --nocapture")
 }
@@ -154,7 +159,14 @@ fn run_range(base: u64, from: u64, to: u64) -> Vec<Report> {
                 aborted: false,
                 crash_points: Vec::new(),
                 faults: Vec::new(),
-                problems: vec![format!("the worker process died ({status})")],
+                problems: vec![if status.code() == Some(EXIT_OVERRAN) {
+                    format!(
+                        "ran over {WALL_LIMIT:?} of wall time: a spin (the paused clock stood \
+                         still)"
+                    )
+                } else {
+                    format!("the worker process died ({status})")
+                }],
             });
             next += 1;
         }
@@ -282,14 +294,52 @@ fn sim_worker() {
     ) else {
         return;
     };
+    // A schedule takes milliseconds of wall time; one that takes far longer spins (the paused
+    // clock only advances while every task waits): the worker exits with EXIT_OVERRAN.
+    let started_at = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+    let watched = started_at.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let started = *watched.lock().unwrap_or_else(|e| e.into_inner());
+            if started.elapsed() > WALL_LIMIT {
+                std::process::exit(EXIT_OVERRAN);
+            }
+        }
+    });
     for index in from..to {
         let seed = seed_of(base, index);
+        *started_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let outcome = sim::run_schedule(seed, false);
         println!("{}", encode(index, &outcome));
         if chaos_runner::cluster::api::time_left().is_some() {
             std::process::exit(0);
         }
     }
+}
+
+/// A runner that could not listen for SIGTERM (its shutdown channel closed from the start, so
+/// the stop watcher ends early and drops the abort and suspension channels) still converges:
+/// before, every attempt in Monitor and the scheduler met a closed channel in their `select!`
+/// loops, which answers at once on every poll, and spun without letting time pass. Found with
+/// overlapping runners (the simulation dropped a frozen incarnation's shutdown channel).
+#[test]
+fn a_runner_without_its_sigterm_listener_does_not_spin() {
+    if env_u64("SIM_SEED").is_some() {
+        return;
+    }
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut schedule = sim::Schedule::from_seed(7);
+        schedule.crashes.clear();
+        schedule.abort_after = None;
+        schedule.no_sigterm_listener = true;
+        let _ = done_tx.send(sim::run_given(schedule, false));
+    });
+    let outcome = done
+        .recv_timeout(WALL_LIMIT)
+        .expect("the run spun: no end within the wall-time limit");
+    assert!(outcome.problems.is_empty(), "{:#?}", outcome.problems);
 }
 
 /// Seeds that found defects, replayed on every run (each in its own process, as a replay):
@@ -319,6 +369,8 @@ fn seeds_that_found_defects_converge() {
         let output = Command::new(&exe)
             .args(["simulated_runs_converge", "--exact", "--nocapture"])
             .env("SIM_SEED", seed.to_string())
+            // Found before schedules had overlapping runners: replayed as they were.
+            .env("SIM_OVERLAPS", "0")
             .env("RUST_LOG", "off")
             .output()
             .expect("a replay process");

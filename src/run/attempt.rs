@@ -401,6 +401,16 @@ impl AttemptRunner {
                     message: format!("phase {:?} asked for no command", checkpoint.phase.kind()),
                 });
             };
+            // A few launches at a time: each holds its merged experiment, its Job and the
+            // request body until the answer, and a plan may start hundreds of attempts at
+            // once. Taken before the checkpoint, so the create follows it at once: a
+            // checkpoint fences its side effect only while no newer runner has written
+            // (compare-and-swap), and a wait for a permit after it would leave that open.
+            let context = self.context.clone();
+            let _launching = match command {
+                Effect::CreateJob { .. } => Some(context.launches.acquire().await),
+                _ => None,
+            };
             match write_before(&command) {
                 WriteBefore::Commit => {
                     self.flush().await?;
@@ -878,10 +888,6 @@ impl AttemptRunner {
     }
 
     async fn create_job(&mut self, job_name: &str) -> Result<Input, RunError> {
-        // A few launches at a time: each holds its merged experiment, its Job and the request
-        // body until the answer, and a plan may start hundreds of attempts at once.
-        let context = self.context.clone();
-        let _launching = context.launches.acquire().await;
         let run = match self.experiment_run().await? {
             Ok(run) => run,
             Err(reason) => return Ok(Input::JobCreateFailed { reason }),
@@ -1011,7 +1017,7 @@ impl AttemptRunner {
                     return Err(RunError::Engine { name: self.context.config.engine_name.clone(), message: "pod observer stopped".into() });
                 },
                 _ = crate::run::context::sleep_opt(wait) => {}
-                _ = abort.changed() => {}
+                () = crate::run::context::changed_or_never(&mut abort) => {}
             }
         }
     }

@@ -168,6 +168,14 @@ pub async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Resolves when `receiver` sees a new value; never once its sender is gone. A closed channel
+/// answers `changed()` at once on every call: in a `select!` loop, a spin that holds the thread.
+pub async fn changed_or_never<T>(receiver: &mut watch::Receiver<T>) {
+    if receiver.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Sleeps for `wait`, or forever when there is nothing to wait for.
 pub async fn sleep_opt(wait: Option<Duration>) {
     match wait {

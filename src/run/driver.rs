@@ -949,8 +949,8 @@ async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, 
                 run.joined(context, joined)?;
             }
             _ = crate::run::context::sleep_opt(wake) => {}
-            changed = abort.changed(), if aborting.is_none() => { let _ = changed; }
-            changed = suspend.changed(), if aborting.is_none() => { let _ = changed; }
+            () = crate::run::context::changed_or_never(&mut abort), if aborting.is_none() => {}
+            () = crate::run::context::changed_or_never(&mut suspend), if aborting.is_none() => {}
         }
     }
     Ok(RunEnd::Finished {

@@ -8,7 +8,10 @@
 //! Every request names the runner incarnation that sent it (one client per incarnation). Faults
 //! are drawn per request from the schedule's generator; a crash point makes the request hang
 //! forever (before or after it is applied) and marks the incarnation dead: a dead incarnation's
-//! requests fail without effect, as those of a killed process would never arrive.
+//! requests fail without effect, as those of a killed process would never arrive. An
+//! overlapping crash point (a force-deleted pod whose process lives on) does not kill: the
+//! incarnation runs on beside the next one. (A frozen process, SIGSTOP, is the plane's test:
+//! here a frozen incarnation's tasks would still run, only its requests would wait.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -54,6 +57,8 @@ pub enum Fault {
 pub struct CrashPoint {
     pub request: u32,
     pub after_apply: bool,
+    /// Not killed: it runs on beside the next incarnation (overlapping runners).
+    pub overlap: bool,
 }
 
 /// One request as the API server saw it.
@@ -70,6 +75,8 @@ pub struct Logged {
     /// True when it changed the stored state.
     pub wrote: bool,
     pub at_ms: u64,
+    /// For a write of the engine: the incarnation (counter, id) its record names after it.
+    pub record: Option<(u64, String)>,
 }
 
 /// A schedule's API faults: the probability (per mille) that a request gets one.
@@ -603,6 +610,7 @@ impl FakeApi {
                 code: 0,
                 wrote: false,
                 at_ms,
+                record: None,
             });
             (fault, crash)
         };
@@ -635,6 +643,16 @@ impl FakeApi {
                 resource,
                 if crash.after_apply { " (applied)" } else { "" }
             );
+            if crash.overlap {
+                {
+                    let mut state = self.lock();
+                    state
+                        .crashed
+                        .push((incarnation, format!("{what} (overlapped)")));
+                }
+                self.crash.notify_one();
+                return apply(None);
+            }
             if crash.after_apply {
                 let _ = apply(None);
             }
@@ -706,9 +724,20 @@ impl FakeApi {
             fault,
             incarnation,
         );
+        let record = (wrote && resource == "chaosengines")
+            .then(|| {
+                let engine = state.get(resource, namespace, name?)?;
+                let incarnation = engine.pointer("/status/chaosRunner/incarnation")?;
+                Some((
+                    incarnation.get("counter")?.as_u64()?,
+                    incarnation.get("id")?.as_str()?.to_string(),
+                ))
+            })
+            .flatten();
         if let Some(entry) = state.log.get_mut(index) {
             entry.code = code;
             entry.wrote = wrote;
+            entry.record = record;
         }
         result
     }

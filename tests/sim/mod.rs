@@ -15,11 +15,12 @@ pub mod rng {
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use chaos_runner::cluster::engine_writer::WriteError;
 use chaos_runner::contract::config::RunnerConfig;
 use chaos_runner::contract::hash::fnv1a64;
 use chaos_runner::contract::job::job_name;
 use chaos_runner::contract::record::{Ledger, Mark, PLANNED, transition_event_key};
-use chaos_runner::run::context::{RunEnd, RunOptions};
+use chaos_runner::run::context::{RunEnd, RunError, RunOptions};
 use serde_json::{Value, json};
 
 use api::{CrashPoint, FakeApi, FaultRates, NAMESPACE};
@@ -50,6 +51,8 @@ pub struct Schedule {
     pub monitor_timeout: Option<u64>,
     /// Every pod's times, instead of drawn ones (scenarios shared with the plane).
     pub pod_times: Option<PodTimes>,
+    /// The runner could not listen for SIGTERM (its shutdown channel is closed from the start).
+    pub no_sigterm_listener: bool,
 }
 
 impl Schedule {
@@ -104,14 +107,24 @@ impl Schedule {
             .map(|_| CrashPoint {
                 request: 1 + rng.below(60) as u32,
                 after_apply: rng.below(2) == 0,
+                overlap: false,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let abort_after = match rng.below(5) {
             0 => Some(Duration::from_millis(rng.below(240_000))),
             _ => None,
         };
         // Drawn last: the draws above, hence the schedules of older seeds, stay the same.
         let monitor_timeout = (rng.below(4) == 0).then(|| 120 + rng.below(300));
+        // One crash in five is a force-deleted runner pod whose process lives on beside the
+        // next incarnation (drawn after the rest; `SIM_OVERLAPS=0` leaves them out, for seeds
+        // found before they existed).
+        let mut crashes = crashes;
+        if overlaps_drawn() {
+            for crash in &mut crashes {
+                crash.overlap = rng.below(5) == 0;
+            }
+        }
         Schedule {
             seed,
             experiments,
@@ -125,6 +138,7 @@ impl Schedule {
             abort_after,
             monitor_timeout,
             pod_times: None,
+            no_sigterm_listener: false,
         }
     }
 
@@ -207,12 +221,22 @@ impl Schedule {
             self.fault_per_mille,
             self.crashes
                 .iter()
-                .map(|c| format!("{}{}", c.request, if c.after_apply { "a" } else { "b" }))
+                .map(|c| format!(
+                    "{}{}{}",
+                    c.request,
+                    if c.after_apply { "a" } else { "b" },
+                    if c.overlap { " overlapped" } else { "" }
+                ))
                 .collect::<Vec<_>>(),
             self.abort_after,
             self.monitor_timeout,
         )
     }
+}
+
+/// Whether schedules draw overlapping runners (`SIM_OVERLAPS=0`: not).
+fn overlaps_drawn() -> bool {
+    std::env::var("SIM_OVERLAPS").map_or(true, |v| v.trim() != "0")
 }
 
 fn experiment_object(name: &str) -> Value {
@@ -332,6 +356,9 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     let mut incarnation = 0u32;
     // Each incarnation's life on the runner's clock (ms): from its start to its end.
     let mut lives: Vec<(u64, u64)> = Vec::new();
+    // Incarnations frozen at an overlapping crash point, still running.
+    let mut overlapped = Vec::new();
+    let mut overlapping = None;
     loop {
         if incarnation >= 40 {
             outcome
@@ -340,7 +367,9 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
             break;
         }
         let client = api.client(incarnation);
-        let (_shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        // Held as long as the incarnation runs, as the process's signal listener is.
+        let shutdown_tx = (!schedule.no_sigterm_listener).then_some(shutdown_tx);
         let mut run = tokio::spawn(chaos_runner::run::driver::run(
             client,
             schedule.config(),
@@ -380,13 +409,20 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
                 }
             }
             () = crash => {
-                run.abort();
-                let _ = run.await;
                 let (inc, what) = api.lock().crashed.last().cloned().unwrap_or_default();
-                let nth = schedule.crashes.get(inc as usize).map_or(0, |c| c.request);
-                if verbose { eprintln!("incarnation {inc} killed at its request {nth}: {what}"); }
+                let point = schedule.crashes.get(inc as usize);
+                let nth = point.map_or(0, |c| c.request);
+                if point.is_some_and(|c| c.overlap) {
+                    // Not killed: it runs on beside the next incarnation.
+                    if verbose { eprintln!("incarnation {inc} overlapped at its request {nth}: {what}"); }
+                    overlapping = Some(inc);
+                } else {
+                    if verbose { eprintln!("incarnation {inc} killed at its request {nth}: {what}"); }
+                    run.abort();
+                    let _ = (&mut run).await;
+                }
                 outcome.crash_points.push((inc, nth, what));
-                // A new container in the same pod, after the kubelet notices.
+                // A new container in the same pod, after the kubelet notices (or a new pod).
                 let mut rng = SplitMix::new(schedule.seed ^ u64::from(incarnation));
                 tokio::time::sleep(Duration::from_millis(200 + rng.below(5000))).await;
             }
@@ -402,7 +438,27 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
         if let Some(life) = lives.last_mut() {
             life.1 = chaos_runner::cluster::clock::now_ms();
         }
+        if let Some(inc) = overlapping.take() {
+            overlapped.push((inc, run, shutdown_tx));
+        }
         incarnation += 1;
+    }
+    // Every overlapped incarnation stops by itself: fenced by a newer one's write, or done.
+    for (inc, run, _shutdown_tx) in overlapped {
+        *outcome.faults.entry("Overlapped".into()).or_default() += 1;
+        match tokio::time::timeout(Duration::from_secs(3600), run).await {
+            Err(_) => outcome.problems.push(format!(
+                "overlapped incarnation {inc} still ran an hour after the run ended"
+            )),
+            Ok(Err(join)) => outcome
+                .problems
+                .push(format!("overlapped incarnation {inc} panicked: {join}")),
+            Ok(Ok(Err(RunError::Write(WriteError::Replaced { .. })))) => {
+                *outcome.faults.entry("Fenced".into()).or_default() += 1;
+            }
+            // Done before a newer one wrote, or failed: the checks below judge its writes.
+            Ok(Ok(_)) => {}
+        }
     }
     outcome.incarnations = incarnation + 1;
     outcome.simulated = started.elapsed();
@@ -419,7 +475,7 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
         .filter(|entry| entry.incarnation == 0)
         .map(|entry| (entry.nth, entry.resource.clone()))
         .collect();
-    outcome.faults = state.faults.clone();
+    outcome.faults.extend(state.faults.clone());
     if verbose {
         for entry in &state.log {
             eprintln!(
@@ -633,20 +689,42 @@ fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
             problems.push(format!("Event {reason} counted {count} times"));
         }
     }
-    // No write by an older incarnation once a newer one wrote.
-    let mut newest_writer: Option<u32> = None;
+    // Fencing, by the incarnations the records name (an incarnation is newer when it read the
+    // engine later, whatever its process's age): once the engine names a newer runner, an
+    // older one writes the engine no more (compare-and-swap), and makes no other write later
+    // than FENCE_WINDOW_MS after (its Job creates and deletes confirm ownership when their
+    // checkpoint is older than that). Events are left out: each is of a transition already
+    // recorded, under a name derived from it, so a late one is the same Event, sent once.
+    let replaces = |newer: &(u64, String), older: &(u64, String)| {
+        newer.0 > older.0 || (newer.0 == older.0 && newer.1 != older.1)
+    };
+    let mut current: Option<((u64, String), u64)> = None;
+    let mut mine: BTreeMap<u32, (u64, String)> = BTreeMap::new();
     let mut stale = BTreeSet::new();
-    for entry in state.log.iter().filter(|e| e.wrote) {
-        match newest_writer {
-            Some(newest) if entry.incarnation < newest => {
-                stale.insert(format!(
-                    "incarnation {} {} {} {}",
-                    entry.incarnation, entry.method, entry.resource, entry.name
-                ));
-            }
-            _ => {
-                newest_writer =
-                    Some(newest_writer.map_or(entry.incarnation, |n| n.max(entry.incarnation)))
+    for entry in state
+        .log
+        .iter()
+        .filter(|e| e.wrote && e.resource != "events")
+    {
+        let replaced_since = match (&current, mine.get(&entry.incarnation)) {
+            (Some((newest, since)), Some(own)) if replaces(newest, own) => Some(*since),
+            _ => None,
+        };
+        let late = match replaced_since {
+            Some(_) if entry.resource == "chaosengines" => true,
+            Some(since) => entry.at_ms > since + FENCE_WINDOW_MS,
+            None => false,
+        };
+        if late {
+            stale.insert(format!(
+                "incarnation {} {} {} {}",
+                entry.incarnation, entry.method, entry.resource, entry.name
+            ));
+        }
+        if let Some(record) = &entry.record {
+            mine.insert(entry.incarnation, record.clone());
+            if current.as_ref().is_none_or(|(newest, _)| newest != record) {
+                current = Some((record.clone(), entry.at_ms));
             }
         }
     }
@@ -654,6 +732,10 @@ fn check(schedule: &Schedule, state: &api::State, problems: &mut Vec<String>) {
         problems.push(format!("write after a newer incarnation wrote: {write}"));
     }
 }
+
+/// How long after a newer runner's first write an older one may still create or delete a Job
+/// (`CHECKPOINT_FENCES_FOR` in `src/run/attempt.rs`).
+const FENCE_WINDOW_MS: u64 = 2_000;
 
 /// How late Monitor may end past the user's deadline while a runner is up and settled.
 const DEADLINE_SLACK_MS: u64 = 3_000;

@@ -183,6 +183,27 @@ where
     }
 }
 
+/// [`call_opt`] for a request built by hand whose answer is kept as text, not decoded (an
+/// object nested deeper than kube's decoder reads, or an answer nobody reads).
+pub async fn call_raw_opt<B>(
+    client: &kube::Client,
+    what: &str,
+    build: B,
+) -> Result<Option<String>, ApiError>
+where
+    B: Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+{
+    call_opt(what, || {
+        let request = build();
+        async move {
+            client
+                .request_text(request.map_err(kube::Error::BuildRequest)?)
+                .await
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams, PropagationPolicy};
 
-use crate::cluster::api::{ApiError, call, call_opt};
+use crate::cluster::api::{ApiError, call, call_opt, call_raw_opt};
 use crate::cluster::engine_writer::{ExperimentEntry, StatusChange};
 use crate::cluster::events::{EventReport, EventType};
 use crate::cluster::observe::{PodPhase, PodView};
@@ -1128,16 +1128,7 @@ impl AttemptRunner {
         let params = kube::api::GetParams::default();
         let what = format!("get ChaosResult {name} (raw)");
         let client = &self.context.client;
-        let Some(text) = call_opt(&what, || {
-            let request = requests.get(name, &params);
-            async move {
-                client
-                    .request_text(request.map_err(kube::Error::BuildRequest)?)
-                    .await
-            }
-        })
-        .await?
-        else {
+        let Some(text) = call_raw_opt(client, &what, || requests.get(name, &params)).await? else {
             return Ok(None);
         };
         let reading = read_however_deep(text, |result: ChaosResult| result.reading())

@@ -14,7 +14,7 @@ use kube::api::{Api, DynamicObject};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cluster::api::call_opt;
+use crate::cluster::api::{call_opt, call_raw_opt};
 use crate::cluster::engine_writer::{EngineWriter, ExperimentEntry, StatusChange, WriterSeed};
 use crate::cluster::events::{
     EngineRef, EventQueue, EventReport, EventSink, EventType, PendingEvents,
@@ -615,16 +615,8 @@ async fn uid_of_undecodable_engine(
     let what = format!("get ChaosEngine {} (raw)", config.engine_name);
     let requests = engine_requests(config);
     let params = kube::api::GetParams::default();
-    let Some(text) = call_opt(&what, || {
-        let request = requests.get(&config.engine_name, &params);
-        async move {
-            client
-                .request_text(request.map_err(kube::Error::BuildRequest)?)
-                .await
-        }
-    })
-    .await?
-    else {
+    let get = || requests.get(&config.engine_name, &params);
+    let Some(text) = call_raw_opt(client, &what, get).await? else {
         return Ok(None);
     };
     let uid = crate::contract::crd::uid_however_deep(text).unwrap_or_else(|error| {
@@ -666,13 +658,8 @@ async fn report_unrunnable(
     let patch = kube::api::Patch::Merge(&patch);
     let requests = engine_requests(config);
     // The answer is not read: the engine may not decode.
-    call_opt(&what, || {
-        let request = requests.patch(&config.engine_name, &params, &patch);
-        async move {
-            client
-                .request_text(request.map_err(kube::Error::BuildRequest)?)
-                .await
-        }
+    call_raw_opt(client, &what, || {
+        requests.patch(&config.engine_name, &params, &patch)
     })
     .await?;
     Ok(RunEnd::Unrunnable(message))

@@ -359,6 +359,7 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     // Incarnations frozen at an overlapping crash point, still running.
     let mut overlapped = Vec::new();
     let mut overlapping = None;
+    let mut fenced_during_abort = false;
     loop {
         if incarnation >= 40 {
             outcome
@@ -391,6 +392,12 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
                     Ok(Err(error)) => {
                         if verbose { eprintln!("incarnation {incarnation} exited 1: {error}"); }
                         if api.lock().aborted {
+                            if matches!(error, RunError::Write(WriteError::Replaced { .. })) && !overlapped.is_empty() {
+                                // Fenced by a force-deleted runner that runs on: that one
+                                // carries the abort to its end (awaited below).
+                                fenced_during_abort = true;
+                                break;
+                            }
                             // Exit 1 during an abort: the operator deletes the runner pod; no
                             // restart would follow.
                             outcome.problems.push(format!("incarnation {incarnation} failed during the abort: {error}"));
@@ -456,9 +463,18 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
             Ok(Ok(Err(RunError::Write(WriteError::Replaced { .. })))) => {
                 *outcome.faults.entry("Fenced".into()).or_default() += 1;
             }
+            // The run's end when the operator's runner was fenced during the abort.
+            Ok(Ok(Ok(end @ RunEnd::Finished { .. }))) if fenced_during_abort => {
+                finished.get_or_insert(end);
+            }
             // Done before a newer one wrote, or failed: the checks below judge its writes.
             Ok(Ok(_)) => {}
         }
+    }
+    if fenced_during_abort && finished.is_none() {
+        outcome.problems.push(
+            "the newest runner was fenced during the abort and no other runner finished it".into(),
+        );
     }
     outcome.incarnations = incarnation + 1;
     outcome.simulated = started.elapsed();

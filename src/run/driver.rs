@@ -598,8 +598,6 @@ async fn watch_for_stop(
 /// How long a SIGTERM waits for a fresh copy of the engine before it suspends.
 const SIGTERM_ENGINE_READ: Duration = Duration::from_secs(3);
 
-/// Reports an engine this runner cannot run: a Warning Event and `status.chaosRunner.failure`
-/// (a merge patch of that one field: the rest of the status stays as it is).
 /// The engine's requests, built by hand where the answer is read raw or not at all.
 fn engine_requests(config: &RunnerConfig) -> kube::core::Request {
     use kube::Resource as _;
@@ -634,6 +632,8 @@ fn engine_ref(config: &RunnerConfig, uid: String) -> EngineRef {
     }
 }
 
+/// Reports an engine this runner cannot run: a Warning Event and `status.chaosRunner.failure`
+/// (a merge patch of that one field: the rest of the status stays as it is).
 async fn report_unrunnable(
     client: &kube::Client,
     events: &EventSink,

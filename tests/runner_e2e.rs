@@ -1391,6 +1391,38 @@ async fn an_engine_nested_too_deep_is_reported_not_crash_looped() -> anyhow::Res
     no_orphans(&world).await
 }
 
+/// An env error on an engine nested too deep still reaches the engine (Event, status failure,
+/// exit 0); before, reading the engine to report it failed and the runner crash-looped.
+#[tokio::test]
+async fn a_bad_env_for_an_engine_nested_too_deep_is_reported() -> anyhow::Result<()> {
+    let world = new_world("bad-deep-env", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+    let patch = json!({"spec": {"components": {"runner": {"deep": nested(150)}}}});
+    raw_litmus_request(
+        &world,
+        http::Method::PATCH,
+        "chaosengines",
+        ENGINE,
+        Some(patch),
+    )
+    .await?;
+    let mut runner = world.spawn(&["e2e-pass", ""], &[])?;
+    expect_exit(&mut runner, 0).await?;
+    world
+        .expect_warning("EnvParseError", &["EXPERIMENT_LIST"])
+        .await?;
+    let stored =
+        raw_litmus_request(&world, http::Method::GET, "chaosengines", ENGINE, None).await?;
+    let status = stored
+        .get(stored.find("\"status\"").unwrap_or(0)..)
+        .unwrap_or("");
+    ensure!(
+        status.contains(r#""failure":""#) && status.contains("EXPERIMENT_LIST"),
+        "no env failure in the stored engine's status: {status}"
+    );
+    world.expect_no_job_created()?;
+    no_orphans(&world).await
+}
+
 /// A ChaosExperiment nested too deep (its CRD keeps unknown fields in `spec.definition`) is
 /// malformed like one of a wrong type: the dependency check names it, the experiment is skipped,
 /// the run goes on and exits 0; before, the runner crash-looped on it.

@@ -318,6 +318,35 @@ fn sim_worker() {
     }
 }
 
+/// A schedule replays exactly from its seed, overlapping runners included: the same requests
+/// at the same simulated times. Before, each run started at the system time's sub-second
+/// phase, new run ids hashed the process id, and tokio's `select!` began at a random branch,
+/// so a failing seed found in a soak often converged when replayed.
+#[test]
+fn a_schedule_replays_exactly_from_its_seed() {
+    if env_u64("SIM_SEED").is_some() {
+        return;
+    }
+    // Without aborts: an abort sets the process-wide termination budget (see `sim_worker`).
+    let seeds = (0..)
+        .map(|index| seed_of(DEFAULT_BASE, index))
+        .filter(|&seed| {
+            let schedule = sim::Schedule::from_seed(seed);
+            schedule.abort_after.is_none() && schedule.crashes.iter().any(|c| c.overlap)
+        })
+        .take(if cfg!(debug_assertions) { 8 } else { 40 });
+    for seed in seeds {
+        let first = sim::run_schedule(seed, false);
+        let again = sim::run_schedule(seed, false);
+        assert_eq!(
+            (first.fingerprint, first.requests),
+            (again.fingerprint, again.requests),
+            "seed {seed} did not replay: {}",
+            replay_command(seed)
+        );
+    }
+}
+
 /// A runner that could not listen for SIGTERM (its shutdown channel closed from the start, so
 /// the stop watcher ends early and drops the abort and suspension channels) still converges:
 /// before, every attempt in Monitor and the scheduler met a closed channel in their `select!`
@@ -342,7 +371,8 @@ fn a_runner_without_its_sigterm_listener_does_not_spin() {
     assert!(outcome.problems.is_empty(), "{:#?}", outcome.problems);
 }
 
-/// Seeds that found defects, replayed on every run (each in its own process, as a replay):
+/// Seeds that found defects, replayed on every run (each in its own process, as a replay),
+/// with whether their schedules draw overlapping runners:
 /// - 1 and 13415596543292994207: an engine patch re-sent after its lost answer had been
 ///   applied was refused with 422 and the runner exited 1 (now computed again, as on a 409);
 /// - 4130610578526363049 and 11591562452005708865: a runner restarted after the engine was set
@@ -350,13 +380,17 @@ fn a_runner_without_its_sigterm_listener_does_not_spin() {
 ///   leaving their Jobs and checkpoints (now run through their abort, which deletes them);
 /// - 4921373764459497156: with the late-restart timer defect put back by hand (Monitor's
 ///   clocks counting from the runner's start, not the Monitor entry), a restarted runner let
-///   the user's 165 s deadline run to 207 s.
-const REGRESSION_SEEDS: [u64; 5] = [
-    1,
-    13_415_596_543_292_994_207,
-    4_130_610_578_526_363_049,
-    11_591_562_452_005_708_865,
-    4_921_373_764_459_497_156,
+///   the user's 165 s deadline run to 207 s;
+/// - 9596139526543035547: a runner whose first write met a conflict wrote back the run as it
+///   had read it, over an older runner's progress stored in between (an attempt ended, the
+///   next one's Job created): that Job was left after the abort (now it opens the run again).
+const REGRESSION_SEEDS: [(u64, bool); 6] = [
+    (1, false),
+    (13_415_596_543_292_994_207, false),
+    (4_130_610_578_526_363_049, false),
+    (11_591_562_452_005_708_865, false),
+    (4_921_373_764_459_497_156, false),
+    (9_596_139_526_543_035_547, true),
 ];
 
 #[test]
@@ -365,12 +399,12 @@ fn seeds_that_found_defects_converge() {
         return;
     }
     let exe = std::env::current_exe().expect("the test binary");
-    for seed in REGRESSION_SEEDS {
+    for (seed, overlaps) in REGRESSION_SEEDS {
         let output = Command::new(&exe)
             .args(["simulated_runs_converge", "--exact", "--nocapture"])
             .env("SIM_SEED", seed.to_string())
-            // Found before schedules had overlapping runners: replayed as they were.
-            .env("SIM_OVERLAPS", "0")
+            // Those found before schedules had overlapping runners are replayed as they were.
+            .env("SIM_OVERLAPS", if overlaps { "1" } else { "0" })
             .env("RUST_LOG", "off")
             .output()
             .expect("a replay process");

@@ -331,7 +331,10 @@ pub async fn run_from_env(env: BTreeMap<String, String>, options: RunOptions) ->
         },
     };
     let shutdown = crate::run::driver::shutdown_signal();
-    let options = crate::run::context::RunOptions { monitor_timeout };
+    let options = crate::run::context::RunOptions {
+        monitor_timeout,
+        process: None,
+    };
     // The run's span joins the operator's trace (TRACE_PARENT); the attempts are its children.
     let span = crate::cluster::telemetry::run_span(
         &config.engine_name,

@@ -87,6 +87,14 @@ pub enum WriteError {
     Stopped,
     #[error("ChaosEngine {name}: another runner (incarnation {by}) has taken over this run")]
     Replaced { name: String, by: String },
+    /// Before this runner's first write, an older runner stored progress that this one did
+    /// not read: it must start again from the stored state, or it would write back the run
+    /// as it was and lose what the older runner did (a Job created, an attempt ended).
+    #[error(
+        "ChaosEngine {0}: an older runner stored progress after this one read the run; \
+         starting again from the stored state"
+    )]
+    Overtaken(String),
 }
 
 enum Request {
@@ -165,6 +173,7 @@ impl EngineWriter {
         let (requests, inbox) = mpsc::unbounded_channel();
         let (engine_tx, engine_rx) = watch::channel(EngineSignal::of(Some(&seed.engine)));
         let (stats_tx, stats_rx) = watch::channel(WriterStats::default());
+        let opened = runner_fields(&seed.engine);
         let task = WriterTask {
             api,
             name: seed.engine.metadata.name.clone().unwrap_or_default(),
@@ -189,6 +198,7 @@ impl EngineWriter {
             stats_tx,
             stats: WriterStats::default(),
             replaced: None,
+            opened: Some(opened),
         };
         tokio::spawn(task.run(inbox));
         (EngineWriter { requests }, engine_rx, stats_rx)
@@ -236,8 +246,12 @@ struct WriterTask {
     engine_tx: watch::Sender<EngineSignal>,
     stats_tx: watch::Sender<WriterStats>,
     stats: WriterStats,
-    /// Set once another runner has taken over: nothing is written any more.
+    /// Set once another runner has taken over, or had overtaken this one before its first
+    /// write: nothing is written any more.
     replaced: Option<WriteError>,
+    /// The runner's fields of the engine as the run was opened ([`runner_fields`]), until a
+    /// write of this runner's is stored.
+    opened: Option<u64>,
 }
 
 impl WriterTask {
@@ -245,6 +259,7 @@ impl WriterTask {
         loop {
             let linger = self.linger_until;
             let first = tokio::select! {
+                biased;
                 request = inbox.recv() => match request {
                     Some(request) => Some(request),
                     None => break,
@@ -363,6 +378,7 @@ impl WriterTask {
             match answer {
                 Ok(engine) => {
                     self.keep(engine);
+                    self.opened = None;
                     return Ok(());
                 }
                 // 409: the engine changed since the copy the patch was computed from. 422: the
@@ -372,7 +388,8 @@ impl WriterTask {
                 Err(error) if error.is_conflict() || error.is_invalid() => {
                     self.stats.conflicts += 1;
                     self.reread().await?;
-                    if let Err(replaced) = self.check_not_replaced() {
+                    if let Err(replaced) = self.check_not_replaced().and(self.check_not_overtaken())
+                    {
                         self.replaced = Some(replaced.clone());
                         return Err(replaced);
                     }
@@ -424,6 +441,27 @@ impl WriterTask {
         }
     }
 
+    /// Before its first stored write, a runner resumes from the copy it opened the run with;
+    /// if an older runner (not fenced yet: fencing starts with this one's first write) has
+    /// changed the runner's fields since, that copy is stale. A stored copy naming this
+    /// runner's incarnation holds its own first write (applied, its answer lost).
+    fn check_not_overtaken(&mut self) -> Result<(), WriteError> {
+        let Some(opened) = self.opened else {
+            return Ok(());
+        };
+        let stored = RunRecord::from_status(self.engine.data.get("status"))
+            .ok()
+            .flatten();
+        if stored.is_some_and(|stored| stored.incarnation == self.record.incarnation) {
+            self.opened = None;
+            Ok(())
+        } else if runner_fields(&self.engine) != opened {
+            Err(WriteError::Overtaken(self.name.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
     fn gone(&self) -> WriteError {
         let _ = self.engine_tx.send(EngineSignal::Deleted);
         WriteError::EngineGone(self.name.clone())
@@ -435,6 +473,26 @@ impl WriterTask {
             message: error.to_string(),
         }
     }
+}
+
+/// A hash of the runner's fields of `engine`: its record and entries in the status, and the
+/// ledger's annotations.
+fn runner_fields(engine: &DynamicObject) -> u64 {
+    let status = engine.data.get("status");
+    let field = |key: &str| {
+        status
+            .and_then(|s| s.get(key))
+            .map(Value::to_string)
+            .unwrap_or_default()
+    };
+    let mut parts = vec![field(STATUS_KEY), field("experiments")];
+    for (key, value) in engine.metadata.annotations.iter().flatten() {
+        if Ledger::owns(key) {
+            parts.extend([key.clone(), value.clone()]);
+        }
+    }
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    crate::contract::hash::fnv1a64(&parts)
 }
 
 /// What the runner's fields of the engine should hold.

@@ -216,6 +216,11 @@ impl EventSink {
         }
     }
 
+    /// The engine its Events are about.
+    pub fn engine(&self) -> &EngineRef {
+        &self.engine
+    }
+
     /// The Event's name: `<engine>.<16 hex digits>`, stable for one engine uid and key.
     pub fn event_name(&self, key: &str) -> String {
         let hash = fnv1a64(&[&self.engine.uid, key]);

@@ -368,6 +368,7 @@ pub async fn poll_pods(
         let wait = next_poll(&wanted.borrow_and_update(), now_ms).unwrap_or(POD_POLL_INTERVAL);
         // A newly monitored attempt (or a pod now known to run) is polled for at once.
         tokio::select! {
+            biased;
             _ = tokio::time::sleep(wait) => {}
             changed = wanted.changed() => if changed.is_err() { return },
         }

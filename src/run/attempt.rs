@@ -422,6 +422,7 @@ impl AttemptRunner {
             // A suspension interrupts whatever the command waits for; as at a crash, the phase
             // is checkpointed before its side effect, so the next runner redoes or adopts it.
             let input = tokio::select! {
+                biased;
                 input = self.perform(&checkpoint, &command) => input?,
                 () = suspended(&mut suspend) => continue,
             };
@@ -1013,6 +1014,7 @@ impl AttemptRunner {
             };
             let wait = until_ms.map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
             tokio::select! {
+                biased;
                 changed = pods.changed() => if changed.is_err() {
                     return Err(RunError::Engine { name: self.context.config.engine_name.clone(), message: "pod observer stopped".into() });
                 },

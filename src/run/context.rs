@@ -1,5 +1,10 @@
 //! What a run shares with its attempts: the context, the run's errors and outcomes, the
 //! exit codes, the clock.
+//!
+//! Every `tokio::select!` of the runner is `biased`: tokio otherwise starts each poll at a
+//! random branch, drawn from an unseeded generator, and a simulated run
+//! (`tests/simulation.rs`) would not replay from its seed. Each loop consumes what a branch
+//! answers, so no branch is starved.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -153,6 +158,18 @@ impl FoundAtStart {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub monitor_timeout: Option<Duration>,
+    /// What tells this process from the engine's other runners in new run ids and
+    /// incarnations: the process id unless set (the simulation sets one per incarnation, so
+    /// a replay draws the same names).
+    pub process: Option<String>,
+}
+
+impl RunOptions {
+    pub fn process(&self) -> String {
+        self.process
+            .clone()
+            .unwrap_or_else(|| std::process::id().to_string())
+    }
 }
 
 /// The current time as checkpoints, entries and the trail record it (RFC 3339).

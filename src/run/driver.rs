@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cluster::api::{call_opt, call_raw_opt};
-use crate::cluster::engine_writer::{EngineWriter, ExperimentEntry, StatusChange, WriterSeed};
+use crate::cluster::engine_writer::{
+    EngineWriter, ExperimentEntry, StatusChange, WriteError, WriterSeed,
+};
 use crate::cluster::events::{
     EngineRef, EventQueue, EventReport, EventSink, EventType, PendingEvents,
 };
@@ -32,14 +34,41 @@ use crate::run::attempt::{AttemptEnd, AttemptKey, AttemptRunner};
 use crate::run::context::{FoundAtStart, RunContext, RunEnd, RunError, RunOptions, now};
 
 /// Runs the engine named by `config` to the end: read the engine and what it stores, decide the
-/// plan, start the observers and the stop watch, then run the plan's attempts.
+/// plan, start the observers and the stop watch, then run the plan's attempts. Starts again
+/// from the stored state when an older runner, still running, stored progress between this
+/// one's read and its first write (nothing has been done by then: every side effect follows a
+/// stored write); a few times, then the kubelet's restart does it.
 pub async fn run(
     client: kube::Client,
     config: RunnerConfig,
     options: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunEnd, RunError> {
-    let opened = match open_engine(&client, &config).await? {
+    let mut overtaken = 0;
+    loop {
+        let end = run_once(client.clone(), config.clone(), &options, shutdown.clone()).await;
+        match end {
+            Err(RunError::Write(error @ WriteError::Overtaken(_)))
+                if overtaken < OVERTAKEN_LIMIT =>
+            {
+                overtaken += 1;
+                tracing::warn!(%error, "opening the run again");
+            }
+            end => return end,
+        }
+    }
+}
+
+/// How many times a run is opened again after an older runner's progress (see [`run`]).
+const OVERTAKEN_LIMIT: u32 = 5;
+
+async fn run_once(
+    client: kube::Client,
+    config: RunnerConfig,
+    options: &RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunEnd, RunError> {
+    let opened = match open_engine(&client, &config, &options.process()).await? {
         Ok(opened) => opened,
         Err(end) => return Ok(end),
     };
@@ -142,7 +171,7 @@ pub async fn run(
     background.abort_all();
     match stored {
         // A deleted engine is an abort: nothing to store any more.
-        Ok(()) | Err(crate::cluster::engine_writer::WriteError::EngineGone(_)) => outcome,
+        Ok(()) | Err(WriteError::EngineGone(_)) => outcome,
         Err(error) => {
             tracing::error!(%error, "could not store the run's last changes");
             outcome.and(Err(error.into()))
@@ -168,6 +197,7 @@ struct OpenedEngine {
 async fn open_engine(
     client: &kube::Client,
     config: &RunnerConfig,
+    process: &str,
 ) -> Result<Result<OpenedEngine, RunEnd>, RunError> {
     let namespace = &config.namespace;
     let engines: Api<DynamicObject> = Api::namespaced_with(
@@ -190,13 +220,15 @@ async fn open_engine(
         // reading the uid raw (even the metadata may not decode: `managedFields` mirror the
         // nesting).
         Err(error) if error.is_undecodable() => {
-            let Some(uid) = uid_of_undecodable_engine(client, config).await? else {
+            let Some(uid) =
+                uid_of_undecodable_engine(client, namespace, &config.engine_name).await?
+            else {
                 return Ok(Err(RunEnd::EngineGone));
             };
             let events =
                 EventSink::new(client.clone(), engine_ref(config, uid), access.patch_events);
             let message = format!("the ChaosEngine cannot be decoded: {error}");
-            let end = report_unrunnable(client, &events, config, "EngineInvalid", message);
+            let end = report_unrunnable(client, &events, "EngineInvalid", message);
             return end.await.map(Err);
         }
         Err(error) => return Err(error.into()),
@@ -216,7 +248,7 @@ async fn open_engine(
         Ok(engine) => engine,
         Err(error) => {
             let message = format!("the ChaosEngine spec cannot be read: {error}");
-            let end = report_unrunnable(client, &events, config, "EngineInvalid", message);
+            let end = report_unrunnable(client, &events, "EngineInvalid", message);
             return end.await.map(Err);
         }
     };
@@ -226,16 +258,13 @@ async fn open_engine(
             // Left as it is: a newer runner's record must not be overwritten by an older one.
             let message = error.to_string();
             let reason = "CheckpointUnreadable";
-            let end = report_unrunnable(client, &events, config, reason, message);
+            let end = report_unrunnable(client, &events, reason, message);
             return end.await.map(Err);
         }
     };
-    let (mut record, ledger, resumed) = open_record(found, &raw_engine, &engine_uid);
+    let (mut record, ledger, resumed) = open_record(found, &raw_engine, &engine_uid, process);
     // This process's place among the runners of the run (fencing: see the engine writer).
-    let id = format!(
-        "{:08x}",
-        fnv1a64(&[&std::process::id().to_string(), &now(), &engine_uid]) as u32
-    );
+    let id = format!("{:08x}", fnv1a64(&[process, &now(), &engine_uid]) as u32);
     record.incarnation = Incarnation::after(&record.incarnation, id);
     Ok(Ok(OpenedEngine {
         engines,
@@ -257,6 +286,7 @@ fn open_record(
     found: Option<RunRecord>,
     raw_engine: &DynamicObject,
     engine_uid: &str,
+    process: &str,
 ) -> (RunRecord, Ledger, bool) {
     let ledger = Ledger::from_annotations(raw_engine.metadata.annotations.as_ref());
     let has_entries = raw_engine
@@ -285,8 +315,7 @@ fn open_record(
         }
         _ => {
             let started = now();
-            let pid = std::process::id().to_string();
-            let run_id = format!("{:08x}", fnv1a64(&[engine_uid, &started, &pid]) as u32);
+            let run_id = format!("{:08x}", fnv1a64(&[engine_uid, &started, process]) as u32);
             tracing::info!(run = %run_id, "starting a new run");
             let record = RunRecord::new(run_id, started);
             let ledger = fresh_ledger(&record);
@@ -586,6 +615,7 @@ async fn watch_for_stop(
             }
         }
         tokio::select! {
+            biased;
             copy = engine_copies.recv() => match copy {
                 Some(copy) => signal = copy,
                 None => return,
@@ -599,21 +629,22 @@ async fn watch_for_stop(
 const SIGTERM_ENGINE_READ: Duration = Duration::from_secs(3);
 
 /// The engine's requests, built by hand where the answer is read raw or not at all.
-fn engine_requests(config: &RunnerConfig) -> kube::core::Request {
+fn engine_requests(namespace: &str) -> kube::core::Request {
     use kube::Resource as _;
     let resource = crate::contract::crd::engine_resource();
-    kube::core::Request::new(DynamicObject::url_path(&resource, Some(&config.namespace)))
+    kube::core::Request::new(DynamicObject::url_path(&resource, Some(namespace)))
 }
 
 /// The uid of an engine whose answer kube cannot decode, read raw; `None` when it is gone.
 async fn uid_of_undecodable_engine(
     client: &kube::Client,
-    config: &RunnerConfig,
+    namespace: &str,
+    name: &str,
 ) -> Result<Option<String>, RunError> {
-    let what = format!("get ChaosEngine {} (raw)", config.engine_name);
-    let requests = engine_requests(config);
+    let what = format!("get ChaosEngine {name} (raw)");
+    let requests = engine_requests(namespace);
     let params = kube::api::GetParams::default();
-    let get = || requests.get(&config.engine_name, &params);
+    let get = || requests.get(name, &params);
     let Some(text) = call_raw_opt(client, &what, get).await? else {
         return Ok(None);
     };
@@ -637,7 +668,6 @@ fn engine_ref(config: &RunnerConfig, uid: String) -> EngineRef {
 async fn report_unrunnable(
     client: &kube::Client,
     events: &EventSink,
-    config: &RunnerConfig,
     reason: &str,
     message: String,
 ) -> Result<RunEnd, RunError> {
@@ -653,13 +683,14 @@ async fn report_unrunnable(
     }
     let patch =
         serde_json::json!({"status": {crate::contract::record::STATUS_KEY: {"failure": message}}});
-    let what = format!("patch ChaosEngine {}", config.engine_name);
+    let engine = events.engine();
+    let what = format!("patch ChaosEngine {}", engine.name);
     let params = kube::api::PatchParams::default();
     let patch = kube::api::Patch::Merge(&patch);
-    let requests = engine_requests(config);
+    let requests = engine_requests(&engine.namespace);
     // The answer is not read: the engine may not decode.
     call_raw_opt(client, &what, || {
-        requests.patch(&config.engine_name, &params, &patch)
+        requests.patch(&engine.name, &params, &patch)
     })
     .await?;
     Ok(RunEnd::Unrunnable(message))
@@ -748,11 +779,37 @@ pub async fn report_bad_env(
         &crate::contract::crd::engine_resource(),
     );
     let what = format!("get ChaosEngine {name}");
+    let not_found = || {
+        tracing::error!(engine = %name, "ChaosEngine not found: the env error cannot be reported to it");
+        ExitCode::SUCCESS
+    };
     let raw_engine = match call_opt(&what, || engines.get(name)).await {
         Ok(Some(engine)) => engine,
-        Ok(None) => {
-            tracing::error!(engine = %name, "ChaosEngine not found: the env error cannot be reported to it");
-            return ExitCode::SUCCESS;
+        Ok(None) => return not_found(),
+        // Too deep to decode: the env error is still reported, raw (no status entries).
+        Err(undecodable) if undecodable.is_undecodable() => {
+            let uid = match uid_of_undecodable_engine(client, namespace, name).await {
+                Ok(Some(uid)) => uid,
+                Ok(None) => return not_found(),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the ChaosEngine");
+                    return ExitCode::from(crate::run::context::EXIT_RETRY);
+                }
+            };
+            let engine = EngineRef {
+                name: name.clone(),
+                namespace: namespace.clone(),
+                uid,
+            };
+            let events = EventSink::new(client.clone(), engine, true);
+            let report = report_unrunnable(client, &events, "EnvParseError", error.to_string());
+            return match report.await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "could not report the env error");
+                    ExitCode::from(crate::run::context::EXIT_RETRY)
+                }
+            };
         }
         Err(error) => {
             tracing::error!(%error, "cannot read the ChaosEngine");
@@ -812,6 +869,7 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
                 }
             };
         tokio::select! {
+            biased;
             _ = term.recv() => tracing::warn!("SIGTERM received"),
             _ = tokio::signal::ctrl_c() => tracing::warn!("SIGINT received"),
         }
@@ -932,6 +990,7 @@ async fn execute_plan(context: &Arc<RunContext>, plan: &Plan) -> Result<RunEnd, 
             .wake_at_ms
             .map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
         tokio::select! {
+            biased;
             Some(joined) = run.running.join_next(), if !run.running.is_empty() => {
                 run.joined(context, joined)?;
             }

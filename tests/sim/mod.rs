@@ -273,6 +273,8 @@ pub struct Outcome {
     pub observed: Option<observed::Observed>,
     /// The first incarnation's requests: (its index, the resource).
     pub first_requests: Vec<(u32, String)>,
+    /// A hash of the request log: equal when a replay made the same requests at the same times.
+    pub fingerprint: u64,
 }
 
 /// Runs one schedule to its end on a fresh paused runtime; `verbose` prints the request log.
@@ -293,7 +295,16 @@ pub fn run_given(schedule: Schedule, verbose: bool) -> Outcome {
     runtime.block_on(simulate(schedule, verbose))
 }
 
+/// The wall time every schedule starts at (2026-01-01T00:00:00Z), plus up to a second drawn
+/// from the seed: a replay sees the same timestamps, and schedules still start at every
+/// sub-second phase (Kubernetes rounds most timestamps to whole seconds).
+fn epoch(seed: u64) -> k8s_openapi::jiff::Timestamp {
+    let millis = 1_767_225_600_000 + (seed % 1000) as i64;
+    k8s_openapi::jiff::Timestamp::from_millisecond(millis).expect("a valid timestamp")
+}
+
 async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
+    chaos_runner::cluster::clock::start_at(epoch(schedule.seed));
     let started = tokio::time::Instant::now();
     let api = FakeApi::new(
         schedule.seed,
@@ -374,13 +385,38 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
         let mut run = tokio::spawn(chaos_runner::run::driver::run(
             client,
             schedule.config(),
-            RunOptions::default(),
+            RunOptions {
+                // A process id of its own, the same in a replay.
+                process: Some(format!("sim-{incarnation}")),
+                ..RunOptions::default()
+            },
             shutdown,
         ));
         let crash = api.crash.notified();
         // Alive until its end is known (the last one, to the end of the simulation).
         lives.push((chaos_runner::cluster::clock::now_ms(), u64::MAX));
         tokio::select! {
+            // A crash point reached comes first: an overlapped incarnation may also have
+            // ended by the time this is polled, and its crash point was earlier.
+            biased;
+            () = crash => {
+                let (inc, what) = api.lock().crashed.last().cloned().unwrap_or_default();
+                let point = schedule.crashes.get(inc as usize);
+                let nth = point.map_or(0, |c| c.request);
+                if point.is_some_and(|c| c.overlap) {
+                    // Not killed: it runs on beside the next incarnation.
+                    if verbose { eprintln!("incarnation {inc} overlapped at its request {nth}: {what}"); }
+                    overlapping = Some(inc);
+                } else {
+                    if verbose { eprintln!("incarnation {inc} killed at its request {nth}: {what}"); }
+                    run.abort();
+                    let _ = (&mut run).await;
+                }
+                outcome.crash_points.push((inc, nth, what));
+                // A new container in the same pod, after the kubelet notices (or a new pod).
+                let mut rng = SplitMix::new(schedule.seed ^ u64::from(incarnation));
+                tokio::time::sleep(Duration::from_millis(200 + rng.below(5000))).await;
+            }
             ended = &mut run => {
                 api.lock().kill(incarnation);
                 match ended {
@@ -414,24 +450,6 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
                         break;
                     }
                 }
-            }
-            () = crash => {
-                let (inc, what) = api.lock().crashed.last().cloned().unwrap_or_default();
-                let point = schedule.crashes.get(inc as usize);
-                let nth = point.map_or(0, |c| c.request);
-                if point.is_some_and(|c| c.overlap) {
-                    // Not killed: it runs on beside the next incarnation.
-                    if verbose { eprintln!("incarnation {inc} overlapped at its request {nth}: {what}"); }
-                    overlapping = Some(inc);
-                } else {
-                    if verbose { eprintln!("incarnation {inc} killed at its request {nth}: {what}"); }
-                    run.abort();
-                    let _ = (&mut run).await;
-                }
-                outcome.crash_points.push((inc, nth, what));
-                // A new container in the same pod, after the kubelet notices (or a new pod).
-                let mut rng = SplitMix::new(schedule.seed ^ u64::from(incarnation));
-                tokio::time::sleep(Duration::from_millis(200 + rng.below(5000))).await;
             }
             () = tokio::time::sleep_until(deadline) => {
                 run.abort();
@@ -485,6 +503,15 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
     let state = api.lock();
     outcome.aborted = state.aborted;
     outcome.requests = state.log.len();
+    outcome.fingerprint = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        for entry in &state.log {
+            (entry.at_ms, entry.incarnation, entry.nth, &entry.method).hash(&mut hasher);
+            (&entry.resource, &entry.name, entry.code, entry.wrote).hash(&mut hasher);
+        }
+        hasher.finish()
+    };
     outcome.first_requests = state
         .log
         .iter()

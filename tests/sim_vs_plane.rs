@@ -88,6 +88,7 @@ impl Scenario {
             cleanup_delete: self.policy == "delete",
             poll_mode: self.poll,
             fault_per_mille: 0,
+            latency_max_ms: 0,
             crashes,
             // The first pod runs from 1.5 s on (below).
             abort_after: (self.disturbance == Disturbance::Aborted)

@@ -405,6 +405,8 @@ fn seeds_that_found_defects_converge() {
             .env("SIM_SEED", seed.to_string())
             // Those found before schedules had overlapping runners are replayed as they were.
             .env("SIM_OVERLAPS", if overlaps { "1" } else { "0" })
+            // All found before requests took time.
+            .env("SIM_LATENCY", "0")
             .env("RUST_LOG", "off")
             .output()
             .expect("a replay process");

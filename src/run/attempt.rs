@@ -625,18 +625,20 @@ impl AttemptRunner {
     /// emits the events that describe it.
     async fn flush(&mut self) -> Result<(), RunError> {
         let change = std::mem::take(&mut self.pending);
-        if !change.is_empty() {
-            // Due before the write: the trail keeps these transitions until they are sent.
-            let keys = self.pending_events.iter().map(|r| r.key.as_str());
-            self.context.events.pending().expect(keys);
-            match self.context.writer.commit(change).await {
-                Ok(()) => {}
-                // Deleted engine: the run is being aborted; the Jobs go by garbage collection.
-                Err(crate::cluster::engine_writer::WriteError::EngineGone(name)) => {
-                    tracing::warn!(engine = %name, "engine gone; status not written");
-                }
-                Err(error) => return Err(error.into()),
+        // Due before the write: the trail keeps these transitions until they are sent.
+        let keys = self.pending_events.iter().map(|r| r.key.as_str());
+        self.context.events.pending().expect(keys);
+        // Committed even when this attempt has nothing to store: a resumed attempt's first
+        // command (the Job create or delete its checkpoint names) must follow a stored write
+        // of this runner's, or it would act unfenced, on a run an older runner may have moved
+        // on since it was read. Once the runner has written, an empty commit costs no request.
+        match self.context.writer.commit(change).await {
+            Ok(()) => {}
+            // Deleted engine: the run is being aborted; the Jobs go by garbage collection.
+            Err(crate::cluster::engine_writer::WriteError::EngineGone(name)) => {
+                tracing::warn!(engine = %name, "engine gone; status not written");
             }
+            Err(error) => return Err(error.into()),
         }
         for report in std::mem::take(&mut self.pending_events) {
             self.context.events.emit(report);

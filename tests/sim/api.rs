@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -83,6 +84,9 @@ pub struct Logged {
 #[derive(Debug, Clone, Copy)]
 pub struct FaultRates {
     pub per_mille: u64,
+    /// Each request travels to the server, and its answer back, in 0 to this many simulated
+    /// milliseconds (0: no time at all).
+    pub latency_max_ms: u64,
 }
 
 struct Watcher {
@@ -116,6 +120,8 @@ pub struct State {
     watchers: Vec<Watcher>,
     rng: SplitMix,
     rates: FaultRates,
+    /// Draws request latencies, apart from `rng` (schedules without latency stay as they were).
+    latency_rng: SplitMix,
     /// Answer access reviews without watch (the runner then polls).
     pub poll_mode: bool,
     pub log: Vec<Logged>,
@@ -514,6 +520,7 @@ impl FakeApi {
                 history: Vec::new(),
                 watchers: Vec::new(),
                 rng: SplitMix::new(seed ^ 0xa5a5_5a5a_0f0f_f0f0),
+                latency_rng: SplitMix::new(seed ^ 0x1a7e_4c11_d3a5_0b0e),
                 rates,
                 poll_mode,
                 log: Vec::new(),
@@ -541,9 +548,27 @@ impl FakeApi {
         let api = self.clone();
         let service = tower::service_fn(move |request: Request<kube::client::Body>| {
             let api = api.clone();
-            async move { api.serve(incarnation, request).await }
+            async move {
+                // Logged and applied when it reaches the server: the log is in server order.
+                api.travel().await;
+                let answer = api.serve(incarnation, request).await;
+                api.travel().await;
+                answer
+            }
         });
         kube::Client::new(service, NAMESPACE)
+    }
+
+    /// One way of a request's trip, if the schedule gives requests time.
+    async fn travel(&self) {
+        let millis = {
+            let mut state = self.lock();
+            match state.rates.latency_max_ms {
+                0 => return,
+                max => state.latency_rng.below(max + 1),
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(millis)).await;
     }
 
     async fn serve(&self, incarnation: u32, request: Request<kube::client::Body>) -> Answer {

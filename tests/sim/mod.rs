@@ -43,6 +43,8 @@ pub struct Schedule {
     pub cleanup_delete: bool,
     pub poll_mode: bool,
     pub fault_per_mille: u64,
+    /// The most simulated time a request takes each way (0: none).
+    pub latency_max_ms: u64,
     /// The crash point of each incarnation, in order (the ones after are not killed).
     pub crashes: Vec<CrashPoint>,
     /// Simulated time after which `spec.engineState` is set to `stop`.
@@ -125,6 +127,15 @@ impl Schedule {
                 crash.overlap = rng.below(5) == 0;
             }
         }
+        // From a generator of its own, so the draws above stay as they were; `SIM_LATENCY=0`
+        // leaves it out, for seeds found before requests took time.
+        let latency_max_ms = match SplitMix::new(seed ^ 0x1a7e_4c11_d3a5_0b0e).below(4) {
+            _ if !latency_drawn() => 0,
+            0 => 0,
+            1 => 5,
+            2 => 50,
+            _ => 400,
+        };
         Schedule {
             seed,
             experiments,
@@ -134,6 +145,7 @@ impl Schedule {
             cleanup_delete,
             poll_mode,
             fault_per_mille,
+            latency_max_ms,
             crashes,
             abort_after,
             monitor_timeout,
@@ -208,7 +220,7 @@ impl Schedule {
     /// One line for logs and replays.
     pub fn describe(&self) -> String {
         format!(
-            "experiments {:?} iterations {:?} max-parallel {:?} policy {} mode {} faults {}‰ crashes {:?} abort {:?} monitor-timeout {:?}",
+            "experiments {:?} iterations {:?} max-parallel {:?} policy {} mode {} faults {}‰ latency ≤ {} ms crashes {:?} abort {:?} monitor-timeout {:?}",
             self.experiments,
             self.iterations_annotation,
             self.max_parallel,
@@ -219,6 +231,7 @@ impl Schedule {
             },
             if self.poll_mode { "poll" } else { "watch" },
             self.fault_per_mille,
+            self.latency_max_ms,
             self.crashes
                 .iter()
                 .map(|c| format!(
@@ -232,6 +245,11 @@ impl Schedule {
             self.monitor_timeout,
         )
     }
+}
+
+/// Whether requests take time (`SIM_LATENCY=0`: not).
+fn latency_drawn() -> bool {
+    std::env::var("SIM_LATENCY").map_or(true, |v| v.trim() != "0")
 }
 
 /// Whether schedules draw overlapping runners (`SIM_OVERLAPS=0`: not).
@@ -310,6 +328,7 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
         schedule.seed,
         FaultRates {
             per_mille: schedule.fault_per_mille,
+            latency_max_ms: schedule.latency_max_ms,
         },
         schedule.poll_mode,
     );
@@ -428,9 +447,13 @@ async fn simulate(schedule: Schedule, verbose: bool) -> Outcome {
                     Ok(Err(error)) => {
                         if verbose { eprintln!("incarnation {incarnation} exited 1: {error}"); }
                         if api.lock().aborted {
-                            if matches!(error, RunError::Write(WriteError::Replaced { .. })) && !overlapped.is_empty() {
-                                // Fenced by a force-deleted runner that runs on: that one
-                                // carries the abort to its end (awaited below).
+                            let yielded = matches!(
+                                error,
+                                RunError::Write(WriteError::Replaced { .. } | WriteError::Overtaken(_))
+                            );
+                            if yielded && !overlapped.is_empty() {
+                                // Fenced (or kept overtaken) by a force-deleted runner that runs
+                                // on: that one carries the abort to its end (awaited below).
                                 fenced_during_abort = true;
                                 break;
                             }

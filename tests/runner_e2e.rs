@@ -1357,16 +1357,7 @@ async fn raw_litmus_request(
 /// reports (Warning on the engine, `status.chaosRunner.failure`), exits 0, creates nothing.
 #[tokio::test]
 async fn an_engine_nested_too_deep_is_reported_not_crash_looped() -> anyhow::Result<()> {
-    let world = new_world("bad-deep", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
-    let patch = json!({"spec": {"components": {"runner": {"deep": nested(150)}}}});
-    raw_litmus_request(
-        &world,
-        http::Method::PATCH,
-        "chaosengines",
-        ENGINE,
-        Some(patch),
-    )
-    .await?;
+    let world = world_with_an_engine_nested_too_deep("bad-deep").await?;
     let mut runner = world.spawn(&["e2e-pass", "e2e-fail"], &[])?;
     expect_exit(&mut runner, 0).await?;
     let warning = world
@@ -1378,24 +1369,19 @@ async fn an_engine_nested_too_deep_is_reported_not_crash_looped() -> anyhow::Res
         world.uid,
         warning.involved_object
     );
-    let stored =
-        raw_litmus_request(&world, http::Method::GET, "chaosengines", ENGINE, None).await?;
+    let status = stored_status_text(&world).await?;
     ensure!(
-        stored.contains(r#""failure":"the ChaosEngine cannot be decoded"#),
-        "no failure in the stored engine's status: {}",
-        stored
-            .get(stored.find("\"status\"").unwrap_or(0)..)
-            .unwrap_or("")
+        status.contains(r#""failure":"the ChaosEngine cannot be decoded"#),
+        "no failure in the stored engine's status: {status}"
     );
     world.expect_no_job_created()?;
     no_orphans(&world).await
 }
 
-/// An env error on an engine nested too deep still reaches the engine (Event, status failure,
-/// exit 0); before, reading the engine to report it failed and the runner crash-looped.
-#[tokio::test]
-async fn a_bad_env_for_an_engine_nested_too_deep_is_reported() -> anyhow::Result<()> {
-    let world = new_world("bad-deep-env", SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
+/// A world whose engine carries 150 levels under `spec.components.runner` (kept by the
+/// upstream CRD), deeper than serde_json reads.
+async fn world_with_an_engine_nested_too_deep(prefix: &str) -> anyhow::Result<World> {
+    let world = new_world(prefix, SA_DEPLOY, pass_and_fail("delete", "0.5")).await?;
     let patch = json!({"spec": {"components": {"runner": {"deep": nested(150)}}}});
     raw_litmus_request(
         &world,
@@ -1405,6 +1391,21 @@ async fn a_bad_env_for_an_engine_nested_too_deep_is_reported() -> anyhow::Result
         Some(patch),
     )
     .await?;
+    Ok(world)
+}
+
+/// The stored engine's text from its `"status"` on, read raw (it does not decode).
+async fn stored_status_text(world: &World) -> anyhow::Result<String> {
+    let stored = raw_litmus_request(world, http::Method::GET, "chaosengines", ENGINE, None).await?;
+    let at = stored.find("\"status\"").unwrap_or(0);
+    Ok(stored[at..].to_string())
+}
+
+/// An env error on an engine nested too deep still reaches the engine (Event, status failure,
+/// exit 0); before, reading the engine to report it failed and the runner crash-looped.
+#[tokio::test]
+async fn a_bad_env_for_an_engine_nested_too_deep_is_reported() -> anyhow::Result<()> {
+    let world = world_with_an_engine_nested_too_deep("bad-deep-env").await?;
     let mut runner = world.spawn(&["e2e-pass", ""], &[])?;
     expect_exit(&mut runner, 0).await?;
     world

@@ -347,6 +347,49 @@ fn a_schedule_replays_exactly_from_its_seed() {
     }
 }
 
+/// A resumed attempt's first command (its Job create or delete) acts only after a write of the
+/// new runner's: runners overlap at every request of the first one, the experiment's three
+/// short iterations run while slow requests travel, so the older runner often finishes an
+/// attempt between the newer one's read and its first command. Before, that command went out
+/// after a commit that stored nothing (the attempt had nothing of its own to store).
+#[test]
+fn a_resumed_attempt_acts_only_after_a_write_of_its_own() {
+    if env_u64("SIM_SEED").is_some() {
+        return;
+    }
+    let mut failed = Vec::new();
+    for request in 1..=40 {
+        for after_apply in [false, true] {
+            let mut schedule = sim::Schedule::from_seed(u64::from(request));
+            schedule.experiments = vec![("pod-delete".into(), "Pass")];
+            schedule.iterations = [("pod-delete".to_string(), 3)].into();
+            schedule.iterations_annotation = Some("3".into());
+            schedule.max_parallel = None;
+            schedule.cleanup_delete = true;
+            schedule.poll_mode = false;
+            schedule.fault_per_mille = 0;
+            schedule.latency_max_ms = 400;
+            schedule.crashes = vec![sim::api::CrashPoint {
+                request,
+                after_apply,
+                overlap: true,
+            }];
+            schedule.abort_after = None;
+            schedule.monitor_timeout = None;
+            schedule.pod_times = Some(sim::world::PodTimes {
+                create: std::time::Duration::from_millis(10),
+                start: std::time::Duration::from_millis(10),
+                run: std::time::Duration::from_millis(100),
+            });
+            let outcome = sim::run_given(schedule, false);
+            if !outcome.problems.is_empty() {
+                failed.push((request, after_apply, outcome.problems));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
 /// A runner that could not listen for SIGTERM (its shutdown channel closed from the start, so
 /// the stop watcher ends early and drops the abort and suspension channels) still converges:
 /// before, every attempt in Monitor and the scheduler met a closed channel in their `select!`

@@ -388,7 +388,9 @@ impl WriterTask {
                 Err(error) if error.is_conflict() || error.is_invalid() => {
                     self.stats.conflicts += 1;
                     self.reread().await?;
-                    if let Err(replaced) = self.check_not_replaced().and(self.check_not_overtaken())
+                    if let Err(replaced) = self
+                        .check_not_replaced()
+                        .and_then(|()| self.check_not_overtaken())
                     {
                         self.replaced = Some(replaced.clone());
                         return Err(replaced);
